@@ -1,0 +1,149 @@
+//! The HTTP surface: one dispatcher that classifies each request (see
+//! [`crate::request_info`]) and hands it to discovery, OpenAPI, health or
+//! the generic resource handlers. No kind has a handler of its own.
+
+mod resource;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+
+use crate::discovery::{AGGREGATED_CONTENT_TYPE, Discovery};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::negotiation::wants_aggregated_discovery;
+use crate::openapi::OpenApiV3;
+use crate::registry::Registry;
+use crate::registry::store::Backend;
+use crate::request_info::{RequestInfo, resolve};
+
+/// Largest request body accepted, as upstream (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The authenticated caller, from its client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// Certificate CN.
+    pub name: String,
+    /// Certificate O values.
+    pub groups: Vec<String>,
+}
+
+/// Everything a request may need, shared by all requests.
+pub struct AppState {
+    /// Served kinds.
+    pub registry: Registry,
+    /// Storage and watch caches.
+    pub backend: Backend,
+    /// Pre-rendered discovery.
+    pub discovery: Discovery,
+    /// Pre-rendered OpenAPI v3.
+    pub openapi: OpenApiV3,
+    /// Request metrics.
+    pub metrics: Metrics,
+}
+
+/// Paths anyone may read without credentials, as upstream's
+/// `system:public-info-viewer` role allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+}
+
+fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    bytes_response(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Parses the query string into a map (the last value of a repeated key wins).
+fn parse_query(query: Option<&str>) -> ApiResult<HashMap<String, String>> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .map(|pairs| pairs.into_iter().collect())
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
+async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large(MAX_BODY_BYTES)),
+        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+    }
+}
+
+/// The one entry point for every request.
+pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let watch_param = query.as_deref().is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"));
+    let info = resolve(&method, &path, watch_param);
+    let authenticated = req.extensions().get::<UserInfo>().is_some();
+    let response = if !authenticated && !is_public(&path) {
+        ApiError::unauthorized().into_response()
+    } else {
+        match &info {
+            RequestInfo::Resource(r) => match parse_query(query.as_deref()) {
+                Ok(q) => resource::handle(&state, r, &q, req).await.unwrap_or_else(IntoResponse::into_response),
+                Err(e) => e.into_response(),
+            },
+            RequestInfo::NonResource { .. } => non_resource(&state, &path, req).await.unwrap_or_else(IntoResponse::into_response),
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let code = response.status().as_u16();
+    match &info {
+        RequestInfo::Resource(r) => state.metrics.observe(r.verb, &r.group, &r.resource, &r.subresource, code, seconds),
+        RequestInfo::NonResource { verb, .. } => state.metrics.observe(verb, "", "", "", code, seconds),
+    }
+    response
+}
+
+async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<Response> {
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return Err(ApiError::method_not_allowed(req.method().as_str(), path));
+    }
+    match path {
+        "/healthz" | "/livez" => return Ok(bytes_response(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())),
+        "/readyz" => {
+            return match state.backend.storage.current_revision().await {
+                Ok(_) => Ok(bytes_response(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "readyz: storage not reachable");
+                    Ok(bytes_response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", b"[-]etcd failed: reason withheld\nreadyz check failed".to_vec()))
+                }
+            };
+        }
+        "/version" => return Ok(json_response(StatusCode::OK, &crate::version::info())),
+        "/metrics" => return Ok(bytes_response(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render())),
+        "/openapi/v3" | "/openapi/v3/" => return Ok(bytes_response(StatusCode::OK, "application/json", state.openapi.index.clone())),
+        _ => {}
+    }
+    if let Some(doc) = path.strip_prefix("/openapi/v3/") {
+        return match state.openapi.documents.get(doc) {
+            Some(b) => Ok(bytes_response(StatusCode::OK, "application/json", b.clone())),
+            None => Err(ApiError::path_not_found()),
+        };
+    }
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match state.discovery.lookup(path, wants_aggregated_discovery(accept)) {
+        Some((body, true)) => Ok(bytes_response(StatusCode::OK, AGGREGATED_CONTENT_TYPE, body.to_vec())),
+        Some((body, false)) => Ok(bytes_response(StatusCode::OK, "application/json", body.to_vec())),
+        None => Err(ApiError::path_not_found()),
+    }
+}

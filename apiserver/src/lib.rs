@@ -1,0 +1,126 @@
+//! `capstan-apiserver`: the only door to cluster state. Requests arrive
+//! over HTTPS ([`server`]), are classified ([`request_info`]) and served by
+//! one generic store over etcd ([`registry`], [`storage`]) with a watch
+//! cache per resource ([`watchcache`]). See `docs/architecture.md`.
+
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod negotiation;
+pub mod openapi;
+pub mod options;
+pub mod registry;
+pub mod request_info;
+pub mod selectors;
+pub mod server;
+pub mod storage;
+pub mod table;
+pub mod validation;
+pub mod version;
+pub mod watchcache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use handlers::AppState;
+use registry::Registry;
+use registry::store::{Backend, WriteOptions};
+use storage::Storage;
+use storage::etcd::EtcdStorage;
+
+/// Namespaces that exist from the start, as upstream.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Connects to etcd, retrying until it answers.
+async fn connect_storage(endpoints: &[String]) -> Arc<dyn Storage> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match EtcdStorage::connect(endpoints).await {
+            Ok(s) => match s.current_revision().await {
+                Ok(_) => return Arc::new(s),
+                Err(e) => tracing::warn!(error = %e, "etcd not answering yet"),
+            },
+            Err(e) => tracing::warn!(error = %e, "connecting to etcd"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Creates the system namespaces if they are missing.
+async fn ensure_system_namespaces(state: &AppState) -> Result<()> {
+    let info = state.registry.lookup("", "v1", "namespaces").context("namespaces are served")?;
+    let store = state.backend.store(info).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for ns in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        match store.create("", obj, &WriteOptions::default()).await {
+            Ok(_) => tracing::info!(namespace = ns, "created system namespace"),
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => anyhow::bail!("creating namespace {ns}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Compacts storage history every `interval`, to the revision seen one
+/// interval earlier (upstream's scheme), and trims the caches to match.
+async fn compact_periodically(state: Arc<AppState>, interval: Duration) {
+    let mut previous: Option<i64> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let current = match state.backend.storage.current_revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction: reading revision failed");
+                continue;
+            }
+        };
+        if let Some(rev) = previous.filter(|r| *r > 0) {
+            match state.backend.storage.compact(rev).await {
+                Ok(()) => {
+                    tracing::info!(revision = rev, "compacted storage");
+                    for cache in state.backend.caches.values() {
+                        cache.compacted(rev).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "compaction failed"),
+            }
+        }
+        previous = Some(current);
+    }
+}
+
+/// Runs the apiserver until SIGINT/SIGTERM.
+pub async fn run(opts: options::Options) -> Result<()> {
+    capstan_component_base::tls::install_crypto_provider();
+    let tls = server::tls_config(&opts.tls_cert_file, &opts.tls_private_key_file, opts.client_ca_file.as_deref())?;
+    let storage = connect_storage(&opts.etcd_servers).await;
+    let registry = Registry::builtin();
+    let backend = Backend::start(storage, &opts.etcd_prefix, registry.all());
+    let state = Arc::new(AppState {
+        discovery: discovery::Discovery::new(&registry),
+        openapi: openapi::OpenApiV3::new(&registry),
+        metrics: metrics::Metrics::new().context("registering metrics")?,
+        registry,
+        backend,
+    });
+    let mut delay = Duration::from_millis(100);
+    while let Err(e) = ensure_system_namespaces(&state).await {
+        tracing::warn!(error = %e, "bootstrapping system namespaces; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    if !opts.etcd_compaction_interval.is_zero() {
+        tokio::spawn(compact_periodically(state.clone(), opts.etcd_compaction_interval));
+    }
+    let app = axum::Router::new().fallback(handlers::dispatch).with_state(state);
+    let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving HTTPS");
+    server::serve(listener, tls, app, capstan_component_base::shutdown_signal()).await;
+    Ok(())
+}

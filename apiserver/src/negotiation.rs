@@ -1,0 +1,147 @@
+//! Content negotiation: which representation a client accepts, and
+//! decoding request bodies by their media type.
+
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The representation of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`.
+    Json,
+    /// `application/yaml`.
+    Yaml,
+    /// `application/json;as=Table;v=v1;g=meta.k8s.io`.
+    Table,
+}
+
+/// One media range of an Accept header: type and parameters.
+struct MediaRange<'a> {
+    essence: &'a str,
+    params: Vec<(&'a str, &'a str)>,
+}
+
+fn parse_media_ranges(header: &str) -> Vec<MediaRange<'_>> {
+    header
+        .split(',')
+        .map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or_default();
+            let params = parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+            MediaRange { essence, params }
+        })
+        .collect()
+}
+
+impl MediaRange<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+}
+
+/// Picks the first representation of `accept` the server can produce.
+/// Protobuf is not produced yet: a client listing JSON after it (as
+/// kubectl and client-go do) gets JSON.
+pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Format::Json);
+    };
+    for range in parse_media_ranges(accept) {
+        match range.essence {
+            "application/json" => match range.param("as") {
+                Some("Table") if range.param("g") == Some("meta.k8s.io") && matches!(range.param("v"), Some("v1") | Some("v1beta1")) => {
+                    return Ok(Format::Table);
+                }
+                Some(_) => continue,
+                None => return Ok(Format::Json),
+            },
+            "application/yaml" => return Ok(Format::Yaml),
+            "*/*" | "application/*" => return Ok(Format::Json),
+            _ => continue,
+        }
+    }
+    Err(ApiError::not_acceptable(accept))
+}
+
+/// Whether the client asked for aggregated discovery (apidiscovery v2).
+pub fn wants_aggregated_discovery(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        parse_media_ranges(a).iter().any(|r| {
+            r.essence == "application/json"
+                && r.param("g") == Some("apidiscovery.k8s.io")
+                && r.param("v") == Some("v2")
+                && r.param("as") == Some("APIGroupDiscoveryList")
+        })
+    })
+}
+
+/// The essence of a Content-Type header (`application/json`, ...).
+pub fn content_essence(content_type: Option<&str>) -> String {
+    content_type.unwrap_or("application/json").split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+/// Decodes a JSON or YAML body into a JSON value.
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
+    let essence = content_essence(content_type);
+    match essence.as_str() {
+        "application/json" | "" => decode_json(body),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// Decodes JSON with upstream's wording for malformed input.
+pub fn decode_json(body: &[u8]) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+}
+
+/// Decodes YAML into the JSON data model.
+pub fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}")))
+}
+
+/// Encodes a value in the chosen format (Table is built by the caller).
+pub fn encode(value: &Value, format: Format) -> ApiResult<(Vec<u8>, &'static str)> {
+    match format {
+        Format::Yaml => {
+            let text = serde_saphyr::to_string(value).map_err(ApiError::internal)?;
+            Ok((text.into_bytes(), "application/yaml"))
+        }
+        Format::Json | Format::Table => Ok((serde_json::to_vec(value).map_err(ApiError::internal)?, "application/json")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_get_accept_header_selects_table() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(response_format(Some(kubectl)), Ok(Format::Table));
+        assert_eq!(response_format(None), Ok(Format::Json));
+        assert_eq!(response_format(Some("application/vnd.kubernetes.protobuf,application/json")), Ok(Format::Json));
+        assert_eq!(response_format(Some("application/yaml")), Ok(Format::Yaml));
+        assert!(response_format(Some("text/html")).is_err());
+    }
+
+    #[test]
+    fn aggregated_discovery_needs_the_v2_parameters() {
+        let a = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated_discovery(Some(a)));
+        assert!(!wants_aggregated_discovery(Some("application/json")));
+    }
+
+    #[test]
+    fn malformed_bodies_are_bad_requests() {
+        assert_eq!(decode_body(None, b"{not json").map_err(|e| e.code.as_u16()), Err(400));
+        assert_eq!(decode_body(Some("application/yaml"), b"a: [1, 2").map_err(|e| e.code.as_u16()), Err(400));
+        assert_eq!(decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s\0").map_err(|e| e.code.as_u16()), Err(415));
+        assert!(decode_body(Some("application/yaml"), b"kind: Pod\nmetadata:\n  name: x\n").is_ok());
+    }
+}

@@ -1,0 +1,137 @@
+//! The table of built-in kinds served by the apiserver.
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy,
+    scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::{NamespaceResourceScope, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::ResourceInfo;
+use super::strategies as s;
+use super::strategy::Strategy;
+
+/// Round-trips a JSON object through the typed form of `K`.
+fn codec<K: DeserializeOwned + Serialize>(value: Value) -> Result<Value, String> {
+    let typed: K = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+fn schema<K: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<K>()
+}
+
+/// Names and behaviour of one kind beyond what its type already says.
+struct Row {
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    subresources: &'static [&'static str],
+    storage_resource: Option<&'static str>,
+    strategy: Arc<dyn Strategy>,
+}
+
+fn row(strategy: impl Strategy) -> Row {
+    Row {
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage_resource: None,
+        strategy: Arc::new(strategy),
+    }
+}
+
+impl Row {
+    fn short(mut self, names: &'static [&'static str]) -> Self {
+        self.short_names = names;
+        self
+    }
+    fn all(mut self) -> Self {
+        self.categories = &["all"];
+        self
+    }
+    fn subs(mut self, subs: &'static [&'static str]) -> Self {
+        self.subresources = subs;
+        self
+    }
+    fn stored_as(mut self, resource: &'static str) -> Self {
+        self.storage_resource = Some(resource);
+        self
+    }
+}
+
+fn info<K>(row: Row) -> ResourceInfo
+where
+    K: Resource + k8s_openapi::ListableResource + DeserializeOwned + Serialize + schemars::JsonSchema,
+    K::Scope: 'static,
+{
+    ResourceInfo {
+        group: K::GROUP,
+        version: K::VERSION,
+        kind: K::KIND,
+        list_kind: K::LIST_KIND,
+        plural: K::URL_PATH_SEGMENT,
+        namespaced: TypeId::of::<K::Scope>() == TypeId::of::<NamespaceResourceScope>(),
+        short_names: row.short_names,
+        categories: row.categories,
+        subresources: row.subresources,
+        storage_resource: row.storage_resource.unwrap_or(K::URL_PATH_SEGMENT),
+        strategy: row.strategy,
+        codec: codec::<K>,
+        schema: schema::<K>,
+    }
+}
+
+const STATUS: &[&str] = &["status"];
+
+/// Every built-in kind, grouped as upstream's discovery lists them.
+pub fn all() -> Vec<ResourceInfo> {
+    vec![
+        // core/v1
+        info::<core::ConfigMap>(row(s::ConfigMapStrategy).short(&["cm"])),
+        info::<core::Endpoints>(row(s::Plain::default()).short(&["ep"])),
+        info::<core::Event>(row(s::Plain::default().names(s::NameRule::Path)).short(&["ev"])),
+        info::<core::LimitRange>(row(s::Plain::default()).short(&["limits"])),
+        info::<core::Namespace>(row(s::NamespaceStrategy).short(&["ns"]).subs(&["status", "finalize"])),
+        info::<core::Node>(row(s::NodeStrategy).short(&["no"]).subs(STATUS)),
+        info::<core::PersistentVolumeClaim>(row(s::Plain::with_status().initial_phase("Pending")).short(&["pvc"]).subs(STATUS)),
+        info::<core::PersistentVolume>(row(s::Plain::with_status().initial_phase("Pending")).short(&["pv"]).subs(STATUS)),
+        info::<core::Pod>(row(s::PodStrategy).short(&["po"]).all().subs(&["status", "binding"])),
+        info::<core::ReplicationController>(row(s::Workload::replicated()).short(&["rc"]).all().subs(STATUS)),
+        info::<core::ResourceQuota>(row(s::Plain::with_status()).short(&["quota"]).subs(STATUS)),
+        info::<core::Secret>(row(s::SecretStrategy)),
+        info::<core::ServiceAccount>(row(s::Plain::default()).short(&["sa"])),
+        info::<core::Service>(row(s::ServiceStrategy).short(&["svc"]).all().subs(STATUS)),
+        // apps/v1
+        info::<apps::ControllerRevision>(row(s::Plain::default())),
+        info::<apps::DaemonSet>(row(s::Workload::daemon_set()).short(&["ds"]).all().subs(STATUS)),
+        info::<apps::Deployment>(row(s::Workload::deployment()).short(&["deploy"]).all().subs(STATUS)),
+        info::<apps::ReplicaSet>(row(s::Workload::replicated()).short(&["rs"]).all().subs(STATUS)),
+        info::<apps::StatefulSet>(row(s::Workload::stateful_set()).short(&["sts"]).all().subs(STATUS)),
+        // autoscaling/v2
+        info::<autoscaling::HorizontalPodAutoscaler>(row(s::Plain::with_status().generation()).short(&["hpa"]).all().subs(STATUS)),
+        // batch/v1
+        info::<batch::CronJob>(row(s::Workload::cron_job()).short(&["cj"]).all().subs(STATUS)),
+        info::<batch::Job>(row(s::Workload::job()).all().subs(STATUS)),
+        // coordination.k8s.io/v1
+        info::<coordination::Lease>(row(s::Plain::default())),
+        // discovery.k8s.io/v1
+        info::<discovery::EndpointSlice>(row(s::Plain::default())),
+        // events.k8s.io/v1 (stored apart from core/v1 events: no conversion yet)
+        info::<events::Event>(row(s::Plain::default().names(s::NameRule::Path)).short(&["ev"]).stored_as("events.k8s.io/events")),
+        // networking.k8s.io/v1
+        info::<networking::Ingress>(row(s::Plain::with_status().generation()).short(&["ing"]).subs(STATUS)),
+        // policy/v1
+        info::<policy::PodDisruptionBudget>(row(s::Plain::with_status().generation()).short(&["pdb"]).subs(STATUS)),
+        // scheduling.k8s.io/v1
+        info::<scheduling::PriorityClass>(row(s::Plain::default()).short(&["pc"])),
+        // storage.k8s.io/v1
+        info::<storage::StorageClass>(row(s::Plain::default()).short(&["sc"])),
+    ]
+}

@@ -1,0 +1,827 @@
+//! The generic REST store: create, get, list, update, patch and delete,
+//! written once over JSON objects for every kind, after upstream's
+//! `registry/generic/registry/store.go`. Kinds differ only through their
+//! [`Strategy`](super::Strategy).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use rand::Rng;
+use serde_json::{Map, Value, json};
+
+use super::ResourceInfo;
+use super::meta::{self, finalizers, is_terminating, name, namespace};
+use crate::error::{ApiError, ApiResult, FieldError, Subject};
+use crate::selectors::Filter;
+use crate::storage::{Storage, StorageError};
+use crate::validation::{validate_labels_and_annotations, validate_name};
+use crate::watchcache::{CachedObject, WatchCache, stamp_resource_version};
+
+/// How long a read may wait for the cache to reach a requested version.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
+/// Storage plus the watch caches: what every store shares.
+pub struct Backend {
+    /// The key-value store.
+    pub storage: Arc<dyn Storage>,
+    /// Key prefix, `--etcd-prefix` (e.g. `/registry`).
+    pub prefix: String,
+    /// One cache per storage resource.
+    pub caches: HashMap<String, Arc<WatchCache>>,
+}
+
+impl Backend {
+    /// Starts one watch cache per resource of the registry.
+    pub fn start(storage: Arc<dyn Storage>, prefix: &str, resources: &[Arc<ResourceInfo>]) -> Self {
+        let prefix = prefix.trim_end_matches('/').to_string();
+        let mut caches = HashMap::new();
+        for r in resources {
+            caches.entry(r.storage_resource.to_string()).or_insert_with(|| {
+                WatchCache::start(storage.clone(), format!("{prefix}/{}/", r.storage_resource))
+            });
+        }
+        Backend { storage, prefix, caches }
+    }
+
+    /// The store of one resource.
+    pub fn store<'a>(&'a self, info: &'a Arc<ResourceInfo>) -> ApiResult<Store<'a>> {
+        let cache = self
+            .caches
+            .get(info.storage_resource)
+            .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", info.plural)))?;
+        Ok(Store { backend: self, info, cache })
+    }
+}
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: everything but status (for kinds with status).
+    Main,
+    /// The status subresource: only status.
+    Status,
+    /// A namespace's finalize subresource: only `spec.finalizers`.
+    Finalize,
+}
+
+/// Options shared by writes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: run everything, store nothing.
+    pub dry_run: bool,
+}
+
+/// A patch document and its type.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge(Value),
+    /// `application/json-patch+json` (RFC 6902).
+    Json(json_patch::Patch),
+}
+
+/// `DeleteOptions` as far as the store acts on them.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Requested grace period.
+    pub grace_period_seconds: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `Foreground`, `Background` or `Orphan`.
+    pub propagation_policy: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// What a list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Selectors.
+    pub filter: Filter,
+    /// `limit` (0: all).
+    pub limit: i64,
+    /// `continue` token.
+    pub continue_token: Option<String>,
+    /// `resourceVersion` as given.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: Option<String>,
+}
+
+/// A list result: shared encoded objects plus list metadata.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    /// Matching objects in key order.
+    pub items: Vec<Arc<CachedObject>>,
+    /// The revision the list is consistent at.
+    pub revision: i64,
+    /// Token for the next page.
+    pub continue_token: Option<String>,
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// Removed from storage; carries its last state.
+    Gone(Value),
+    /// Marked for deletion (finalizers or grace period); carries the update.
+    Pending(Value),
+}
+
+/// The continue token's content, as upstream encodes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: i64,
+    start: String,
+}
+
+/// The store of one resource.
+pub struct Store<'a> {
+    backend: &'a Backend,
+    info: &'a Arc<ResourceInfo>,
+    cache: &'a Arc<WatchCache>,
+}
+
+fn storage_error(e: StorageError, subject: Subject) -> ApiError {
+    match e {
+        StorageError::NotFound => ApiError::not_found(subject),
+        StorageError::AlreadyExists => ApiError::already_exists(subject),
+        StorageError::Conflict => ApiError::conflict(
+            subject,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        StorageError::Compacted { requested, compacted } => {
+            ApiError::too_old_resource_version(requested, compacted)
+        }
+        StorageError::FutureRevision(r) => {
+            ApiError::timeout(format!("Too large resource version: {r}, current: unknown"))
+        }
+        StorageError::Unavailable(m) => ApiError::unavailable(m),
+    }
+}
+
+/// `generateName` suffix alphabet, as upstream's (no vowels, no confusables).
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(base: &str) -> String {
+    let mut rng = rand::rng();
+    let base: String = base.chars().take(58).collect();
+    let suffix: String =
+        (0..5).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect();
+    format!("{base}{suffix}")
+}
+
+/// Everything but metadata and status: what a generation bump watches.
+fn spec_part(obj: &Value) -> Map<String, Value> {
+    obj.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_resource_version(rv: &str) -> ApiResult<i64> {
+    rv.parse::<i64>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+impl<'a> Store<'a> {
+    /// The resource this store serves.
+    pub fn info(&self) -> &ResourceInfo {
+        self.info
+    }
+
+    /// The resource, shareable beyond the request (watch streams).
+    pub fn info_arc(&self) -> Arc<ResourceInfo> {
+        self.info.clone()
+    }
+
+    /// The watch cache of this resource.
+    pub fn cache(&self) -> &Arc<WatchCache> {
+        self.cache
+    }
+
+    /// The storage key of an object.
+    pub fn key(&self, ns: &str, name: &str) -> String {
+        if self.info.namespaced {
+            format!("{}/{}/{ns}/{name}", self.backend.prefix, self.info.storage_resource)
+        } else {
+            format!("{}/{}/{name}", self.backend.prefix, self.info.storage_resource)
+        }
+    }
+
+    /// The key prefix of a list (one namespace, or all).
+    pub fn list_prefix(&self, ns: &str) -> String {
+        if self.info.namespaced && !ns.is_empty() {
+            format!("{}/{}/{ns}/", self.backend.prefix, self.info.storage_resource)
+        } else {
+            format!("{}/{}/", self.backend.prefix, self.info.storage_resource)
+        }
+    }
+
+    fn subject(&self, name: &str) -> Subject {
+        Subject::new(self.info.group, self.info.plural, name)
+    }
+
+    /// Checks the body's kind and apiVersion and round-trips it through the
+    /// kind's type: wrong field types are refused with 400.
+    pub fn decode(&self, mut obj: Value) -> ApiResult<Value> {
+        let Some(map) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        };
+        let api_version = self.info.api_version();
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("kind".into(), json!(self.info.kind));
+            }
+            Some(k) if k == self.info.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind of the object ({k}) does not match the kind on the URL ({})",
+                    self.info.kind
+                )));
+            }
+        }
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("apiVersion".into(), json!(api_version));
+            }
+            Some(v) if v == api_version => {}
+            Some(v) => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({api_version})"
+                )));
+            }
+        }
+        (self.info.codec)(obj).map_err(|e| {
+            ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
+        })
+    }
+
+    fn validate_meta(&self, obj: &Value) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let n = name(obj);
+        if n.is_empty() {
+            errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+        } else {
+            errs.extend(validate_name("metadata.name", n, self.info.strategy.name_rule()));
+        }
+        if self.info.namespaced && namespace(obj).is_empty() {
+            errs.push(FieldError::required("metadata.namespace", ""));
+        }
+        errs.extend(validate_labels_and_annotations(obj));
+        errs
+    }
+
+    fn invalid(&self, obj: &Value, errs: Vec<FieldError>) -> ApiError {
+        ApiError::invalid(self.info.kind, Subject::new(self.info.group, self.info.plural, name(obj)), errs)
+    }
+
+    /// Refuses writes into a namespace that is missing (404) or terminating
+    /// (403), as upstream's NamespaceLifecycle admission.
+    async fn check_namespace(&self, ns: &str, name_for_error: &str) -> ApiResult<()> {
+        if !self.info.namespaced {
+            return Ok(());
+        }
+        let key = format!("{}/namespaces/{ns}", self.backend.prefix);
+        let cached = match self.backend.caches.get("namespaces") {
+            Some(c) => c.get(&key).await.map(|o| o.value.clone()),
+            None => None,
+        };
+        let ns_obj = match cached {
+            Some(v) => v,
+            None => match self.backend.storage.get(&key).await {
+                Ok(kv) => serde_json::from_slice(&kv.value).map_err(ApiError::internal)?,
+                Err(StorageError::NotFound) => {
+                    return Err(ApiError::not_found(Subject::new("", "namespaces", ns)));
+                }
+                Err(e) => return Err(storage_error(e, self.subject(name_for_error))),
+            },
+        };
+        if is_terminating(&ns_obj) {
+            return Err(ApiError::forbidden(
+                self.subject(name_for_error),
+                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates an object in namespace `ns` (ignored for cluster-scoped kinds).
+    pub async fn create(&self, ns: &str, body: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        let mut obj = self.decode(body)?;
+        let body_ns = namespace(&obj).to_string();
+        if self.info.namespaced {
+            if body_ns.is_empty() {
+                meta::set_meta(&mut obj, "namespace", json!(ns));
+            } else if body_ns != ns && !ns.is_empty() {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        } else {
+            meta::remove_meta(&mut obj, "namespace");
+        }
+        if name(&obj).is_empty() {
+            let base = meta::meta_str(&obj, "generateName").to_string();
+            if !base.is_empty() {
+                meta::set_meta(&mut obj, "name", json!(generate_name(&base)));
+            }
+        }
+        for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            meta::remove_meta(&mut obj, f);
+        }
+        meta::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
+        meta::set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
+        if self.info.strategy.tracks_generation() {
+            meta::set_meta(&mut obj, "generation", json!(1));
+        } else {
+            meta::remove_meta(&mut obj, "generation");
+        }
+        let strategy = &self.info.strategy;
+        if strategy.has_status() {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        strategy.apply_defaults(&mut obj);
+        strategy.prepare_for_create(&mut obj);
+        let mut errs = self.validate_meta(&obj);
+        errs.extend(strategy.validate(&obj));
+        if !errs.is_empty() {
+            return Err(self.invalid(&obj, errs));
+        }
+        let obj_name = name(&obj).to_string();
+        let obj_ns = namespace(&obj).to_string();
+        self.check_namespace(&obj_ns, &obj_name).await?;
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let key = self.key(&obj_ns, &obj_name);
+        let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(ApiError::internal)?);
+        let revision = self
+            .backend
+            .storage
+            .create(&key, bytes)
+            .await
+            .map_err(|e| storage_error(e, self.subject(&obj_name)))?;
+        stamp_resource_version(&mut obj, revision);
+        Ok(obj)
+    }
+
+    /// Reads one object from storage (a consistent read).
+    pub async fn get(&self, ns: &str, name: &str) -> ApiResult<Value> {
+        Ok(self.get_cached(ns, name).await?.value.clone())
+    }
+
+    async fn get_cached(&self, ns: &str, name: &str) -> ApiResult<CachedObject> {
+        let kv = self
+            .backend
+            .storage
+            .get(&self.key(ns, name))
+            .await
+            .map_err(|e| storage_error(e, self.subject(name)))?;
+        CachedObject::from_kv(&kv).ok_or_else(|| ApiError::internal(format!("undecodable object at {}", kv.key)))
+    }
+
+    /// Replaces an object (PUT). A `resourceVersion` in the body makes it a
+    /// compare-and-swap; without one the write is unconditional.
+    pub async fn update(
+        &self,
+        ns: &str,
+        obj_name: &str,
+        body: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let new = self.decode(body)?;
+        let body_name = name(&new);
+        if body_name != obj_name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({obj_name})"
+            )));
+        }
+        if self.info.namespaced && !namespace(&new).is_empty() && namespace(&new) != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let expected = meta::meta_str(&new, "resourceVersion").to_string();
+        loop {
+            let current = match self.get_cached(ns, obj_name).await {
+                Ok(c) => c,
+                Err(e) if e.reason == "NotFound" && self.info.strategy.allow_create_on_update() && part == Part::Main => {
+                    return self.create(ns, new, opts).await;
+                }
+                Err(e) => return Err(e),
+            };
+            if !expected.is_empty() && parse_resource_version(&expected)? != current.revision {
+                return Err(storage_error(StorageError::Conflict, self.subject(obj_name)));
+            }
+            match self.write_update(current, new.clone(), part, opts).await {
+                Err(e) if e.reason == "Conflict" && expected.is_empty() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Applies a patch to the current object and writes the result,
+    /// retrying on a lost race unless the patch pinned a resourceVersion.
+    pub async fn patch(
+        &self,
+        ns: &str,
+        obj_name: &str,
+        patch: &Patch,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        loop {
+            let current = self.get_cached(ns, obj_name).await?;
+            let mut doc = current.value.clone();
+            match patch {
+                Patch::Merge(p) => json_patch::merge(&mut doc, p),
+                Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| {
+                    ApiError::invalid(
+                        self.info.kind,
+                        self.subject(obj_name),
+                        vec![FieldError { reason: "FieldValueInvalid", field: String::new(), message: format!("the server rejected our request due to an error in our request: {e}") }],
+                    )
+                })?,
+            }
+            let pinned = meta::meta_str(&doc, "resourceVersion").to_string();
+            let pinned_by_patch = !pinned.is_empty() && pinned != current.revision.to_string();
+            if pinned_by_patch {
+                return Err(storage_error(StorageError::Conflict, self.subject(obj_name)));
+            }
+            if name(&doc) != obj_name {
+                return Err(self.invalid(&doc, vec![FieldError::invalid("metadata.name", &json!(name(&doc)), "field is immutable")]));
+            }
+            let new = self.decode(doc)?;
+            match self.write_update(current, new, part, opts).await {
+                Err(e) if e.reason == "Conflict" => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The shared body of update and patch: merge with the stored object
+    /// per `part`, run the strategy, and compare-and-swap.
+    async fn write_update(
+        &self,
+        current: CachedObject,
+        mut new: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let old = current.value;
+        let strategy = &self.info.strategy;
+        let obj_name = name(&old).to_string();
+        let new_uid = meta::meta_str(&new, "uid").to_string();
+        if !new_uid.is_empty() && new_uid != meta::meta_str(&old, "uid") {
+            return Err(ApiError::conflict(
+                self.subject(&obj_name),
+                &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {}", meta::meta_str(&old, "uid")),
+            ));
+        }
+        match part {
+            Part::Main => {
+                if strategy.has_status() {
+                    match old.get("status") {
+                        Some(s) => new["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = new.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+            }
+            Part::Status => {
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(s) => new["status"] = s,
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            Part::Finalize => {
+                let fin = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                new = old.clone();
+                new["spec"]["finalizers"] = fin;
+            }
+        }
+        // Fields only the server sets are carried over from the stored object.
+        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+            match old.pointer(&format!("/metadata/{f}")) {
+                Some(v) => meta::set_meta(&mut new, f, v.clone()),
+                None => meta::remove_meta(&mut new, f),
+            }
+        }
+        meta::remove_meta(&mut new, "resourceVersion");
+        strategy.apply_defaults(&mut new);
+        if part == Part::Main {
+            strategy.prepare_for_update(&mut new, &old);
+        }
+        if strategy.tracks_generation() && spec_part(&new) != spec_part(&old) {
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            meta::set_meta(&mut new, "generation", json!(generation + 1));
+        }
+        let mut errs = self.validate_meta(&new);
+        errs.extend(strategy.validate_update(&new, &old));
+        if is_terminating(&old) {
+            let before = finalizers(&old);
+            if finalizers(&new).iter().any(|f| !before.contains(f)) {
+                errs.push(FieldError::forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted"));
+            }
+        }
+        if !errs.is_empty() {
+            return Err(self.invalid(&new, errs));
+        }
+        let mut unchanged = old.clone();
+        meta::remove_meta(&mut unchanged, "resourceVersion");
+        if unchanged == new {
+            return Ok(old);
+        }
+        if opts.dry_run {
+            stamp_resource_version(&mut new, current.revision);
+            return Ok(new);
+        }
+        let key = current.key.clone();
+        let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+        let revision = self
+            .backend
+            .storage
+            .update(&key, bytes, current.revision)
+            .await
+            .map_err(|e| storage_error(e, self.subject(&obj_name)))?;
+        stamp_resource_version(&mut new, revision);
+        if self.ready_to_remove(&new) {
+            match self.backend.storage.delete(&key, revision).await {
+                Ok(_) | Err(StorageError::NotFound) | Err(StorageError::Conflict) => {}
+                Err(e) => return Err(storage_error(e, self.subject(&obj_name))),
+            }
+        }
+        Ok(new)
+    }
+
+    /// Binds a pod to a node (the `binding` subresource): sets
+    /// `spec.nodeName` once and marks the pod scheduled.
+    pub async fn bind(&self, ns: &str, pod: &str, node: &str, opts: &WriteOptions) -> ApiResult<Value> {
+        let subject = Subject::new("", "pods/binding", pod);
+        loop {
+            let current = self.get_cached(ns, pod).await?;
+            let mut new = current.value.clone();
+            let assigned = new.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !assigned.is_empty() {
+                return Err(ApiError::conflict(subject, &format!("pod {pod} is already assigned to node {assigned:?}")));
+            }
+            if is_terminating(&new) {
+                return Err(ApiError::conflict(subject, &format!("pod {pod} is being deleted, cannot be assigned to a host")));
+            }
+            new["spec"]["nodeName"] = json!(node);
+            let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now_rfc3339()});
+            let conditions = meta::ensure_object(&mut new["status"]).entry("conditions").or_insert_with(|| json!([]));
+            if let Some(list) = conditions.as_array_mut() {
+                list.retain(|c| c.get("type") != Some(&json!("PodScheduled")));
+                list.push(condition);
+            }
+            meta::remove_meta(&mut new, "resourceVersion");
+            if opts.dry_run {
+                return Ok(new);
+            }
+            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            match self.backend.storage.update(&current.key, bytes, current.revision).await {
+                Ok(revision) => {
+                    stamp_resource_version(&mut new, revision);
+                    return Ok(new);
+                }
+                Err(StorageError::Conflict) => continue,
+                Err(e) => return Err(storage_error(e, self.subject(pod))),
+            }
+        }
+    }
+
+    /// An object marked for deletion goes once nothing holds it: no
+    /// finalizers, no remaining grace period, and (for namespaces) no
+    /// `spec.finalizers`.
+    fn ready_to_remove(&self, obj: &Value) -> bool {
+        if !is_terminating(obj) || !finalizers(obj).is_empty() {
+            return false;
+        }
+        let grace = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+        let spec_finalizers = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        grace == 0 && !(self.info.kind == "Namespace" && spec_finalizers)
+    }
+
+    /// Deletes an object, or marks it for deletion when finalizers or a
+    /// grace period hold it.
+    pub async fn delete(&self, ns: &str, obj_name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+        loop {
+            let current = self.get_cached(ns, obj_name).await?;
+            let old = &current.value;
+            if let Some(uid) = &opts.uid {
+                if uid != meta::meta_str(old, "uid") {
+                    return Err(ApiError::conflict(self.subject(obj_name), &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::meta_str(old, "uid"))));
+                }
+            }
+            if let Some(rv) = &opts.resource_version {
+                if *rv != current.revision.to_string() {
+                    return Err(ApiError::conflict(self.subject(obj_name), &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.revision)));
+                }
+            }
+            let grace = self.info.strategy.grace_period(old, opts.grace_period_seconds).unwrap_or(0);
+            let mut marked = old.clone();
+            let mut fins = finalizers(old);
+            match opts.propagation_policy.as_deref() {
+                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+                Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
+                _ => {}
+            }
+            if fins != finalizers(old) {
+                meta::set_meta(&mut marked, "finalizers", json!(fins));
+            }
+            let namespace_held = self.info.kind == "Namespace";
+            let held = !fins.is_empty() || grace > 0 || namespace_held;
+            if held {
+                let already = is_terminating(old);
+                let old_grace = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if !already || old_grace.is_some_and(|g| grace < g) {
+                    meta::set_meta(&mut marked, "deletionTimestamp", json!(meta::rfc3339_after(grace)));
+                    meta::set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
+                }
+                if namespace_held {
+                    marked["status"]["phase"] = json!("Terminating");
+                }
+                if opts.dry_run {
+                    return Ok(Deleted::Pending(marked));
+                }
+                if marked == *old {
+                    return Ok(Deleted::Pending(marked));
+                }
+                meta::remove_meta(&mut marked, "resourceVersion");
+                let bytes = Bytes::from(serde_json::to_vec(&marked).map_err(ApiError::internal)?);
+                match self.backend.storage.update(&current.key, bytes, current.revision).await {
+                    Ok(revision) => {
+                        stamp_resource_version(&mut marked, revision);
+                        if self.ready_to_remove(&marked) {
+                            match self.backend.storage.delete(&current.key, revision).await {
+                                Ok(_) | Err(StorageError::NotFound) => return Ok(Deleted::Gone(marked)),
+                                Err(StorageError::Conflict) => continue,
+                                Err(e) => return Err(storage_error(e, self.subject(obj_name))),
+                            }
+                        }
+                        return Ok(Deleted::Pending(marked));
+                    }
+                    Err(StorageError::Conflict) => continue,
+                    Err(e) => return Err(storage_error(e, self.subject(obj_name))),
+                }
+            }
+            if opts.dry_run {
+                return Ok(Deleted::Gone(old.clone()));
+            }
+            match self.backend.storage.delete(&current.key, current.revision).await {
+                Ok(_) => return Ok(Deleted::Gone(old.clone())),
+                Err(StorageError::Conflict) => continue,
+                Err(e) => return Err(storage_error(e, self.subject(obj_name))),
+            }
+        }
+    }
+
+    /// Lists objects: from the watch cache for `resourceVersion=0` (or any
+    /// not-older-than version), from storage for consistent, exact or paged
+    /// reads.
+    pub async fn list(&self, ns: &str, opts: &ListOptions) -> ApiResult<ListResult> {
+        let prefix = self.list_prefix(ns);
+        if let Some(token) = &opts.continue_token {
+            let token = decode_continue(token)?;
+            let start = format!("{}/{}/{}", self.backend.prefix, self.info.storage_resource, token.start);
+            if !start.starts_with(&prefix) {
+                return Err(ApiError::bad_request("continue key is not valid for this list"));
+            }
+            return self.list_storage(&prefix, &start, token.rv, opts).await.map_err(|e| {
+                if e.reason == "Expired" {
+                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+                } else {
+                    e
+                }
+            });
+        }
+        let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
+        let exact = opts.resource_version_match.as_deref() == Some("Exact");
+        match opts.resource_version_match.as_deref() {
+            None | Some("") | Some("Exact") | Some("NotOlderThan") => {}
+            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+        }
+        if opts.resource_version_match.is_some() && rv.is_none() {
+            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        }
+        match rv {
+            None => self.list_storage(&prefix, "", 0, opts).await,
+            Some(rv) if exact => {
+                let revision = parse_resource_version(rv)?;
+                self.list_storage(&prefix, "", revision, opts).await
+            }
+            Some(rv) => {
+                let revision = parse_resource_version(rv)?;
+                if revision > 0 && !self.cache.wait_for(revision, CACHE_WAIT).await {
+                    return Err(ApiError::timeout(format!("Too large resource version: {revision}")));
+                }
+                let (objects, revision) = self.cache.snapshot(&prefix).await;
+                let items = objects.into_iter().filter(|o| opts.filter.matches(&o.value)).collect();
+                Ok(ListResult { items, revision, continue_token: None })
+            }
+        }
+    }
+
+    /// Reads a list straight from storage at `revision` (latest when 0),
+    /// page by page until `limit` matching objects are found.
+    async fn list_storage(&self, prefix: &str, start: &str, revision: i64, opts: &ListOptions) -> ApiResult<ListResult> {
+        let subject = self.subject("");
+        let mut items = Vec::new();
+        let mut from = start.to_string();
+        let mut at = revision;
+        loop {
+            let need = if opts.limit > 0 { opts.limit - items.len() as i64 } else { 0 };
+            let page = self
+                .backend
+                .storage
+                .list(prefix, &from, at, need)
+                .await
+                .map_err(|e| storage_error(e, subject.clone()))?;
+            at = page.revision;
+            let mut last_key = None;
+            for kv in &page.items {
+                last_key = Some(kv.key.clone());
+                if let Some(obj) = CachedObject::from_kv(kv) {
+                    if opts.filter.matches(&obj.value) {
+                        items.push(Arc::new(obj));
+                    }
+                }
+            }
+            let (true, Some(last)) = (page.more, last_key) else {
+                return Ok(ListResult { items, revision: at, continue_token: None });
+            };
+            from = format!("{last}\u{0}");
+            if opts.limit > 0 && items.len() as i64 >= opts.limit {
+                let resource_prefix = format!("{}/{}/", self.backend.prefix, self.info.storage_resource);
+                let relative = from.strip_prefix(&resource_prefix).unwrap_or(&from).to_string();
+                let token = encode_continue(&ContinueToken { v: "meta.k8s.io/v1".into(), rv: at, start: relative });
+                return Ok(ListResult { items, revision: at, continue_token: Some(token) });
+            }
+        }
+    }
+}
+
+fn encode_continue(token: &ContinueToken) -> String {
+    let json = serde_json::to_vec(token).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE.encode(json)
+}
+
+fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token))
+        .map_err(|_| bad())?;
+    let t: ContinueToken = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if t.v != "meta.k8s.io/v1" || t.rv <= 0 || t.start.contains("..") {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(&ContinueToken { v: "meta.k8s.io/v1".into(), rv: 42, start: "ns/b\u{0}".into() });
+        let back = decode_continue(&t).ok();
+        assert_eq!(back.map(|b| (b.rv, b.start)), Some((42, "ns/b\u{0}".to_string())));
+        assert!(decode_continue("not-a-token").is_err());
+    }
+
+    #[test]
+    fn generated_names_keep_the_base_and_add_five_safe_characters() {
+        let n = generate_name("web-");
+        assert!(n.starts_with("web-"));
+        assert_eq!(n.len(), 9);
+        assert!(n[4..].bytes().all(|b| NAME_ALPHABET.contains(&b)));
+    }
+}

@@ -1,0 +1,394 @@
+//! Workload kinds that carry a pod template: Deployment, ReplicaSet,
+//! ReplicationController, DaemonSet, StatefulSet, Job, CronJob. They share
+//! generation tracking, template defaulting and selector validation; their
+//! own defaults and columns differ by kind.
+
+use serde_json::{Value, json};
+
+use super::podspec::{default_pod_spec, validate_pod_spec};
+use crate::error::FieldError;
+use crate::registry::meta::default_at;
+use crate::registry::strategy::{Column, Strategy};
+use crate::validation::validate_label_map;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Deployment,
+    Replicated,
+    DaemonSet,
+    StatefulSet,
+    Job,
+    CronJob,
+}
+
+/// A workload kind.
+pub struct Workload {
+    kind: Kind,
+}
+
+impl Workload {
+    /// Deployments.
+    pub fn deployment() -> Self {
+        Workload { kind: Kind::Deployment }
+    }
+    /// ReplicaSets and ReplicationControllers.
+    pub fn replicated() -> Self {
+        Workload { kind: Kind::Replicated }
+    }
+    /// DaemonSets.
+    pub fn daemon_set() -> Self {
+        Workload { kind: Kind::DaemonSet }
+    }
+    /// StatefulSets.
+    pub fn stateful_set() -> Self {
+        Workload { kind: Kind::StatefulSet }
+    }
+    /// Jobs.
+    pub fn job() -> Self {
+        Workload { kind: Kind::Job }
+    }
+    /// CronJobs.
+    pub fn cron_job() -> Self {
+        Workload { kind: Kind::CronJob }
+    }
+
+    /// JSON pointer of the pod template.
+    fn template_pointer(&self) -> &'static str {
+        match self.kind {
+            Kind::CronJob => "/spec/jobTemplate/spec/template",
+            _ => "/spec/template",
+        }
+    }
+
+    fn template_path(&self) -> &'static str {
+        match self.kind {
+            Kind::CronJob => "spec.jobTemplate.spec.template",
+            _ => "spec.template",
+        }
+    }
+}
+
+/// Whether a ReplicationController's map selector or an apps selector
+/// (`matchLabels`/`matchExpressions`) selects `labels`.
+fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    let map = selector.get("matchLabels").or(Some(selector)).and_then(Value::as_object);
+    let plain_ok = map.is_none_or(|m| {
+        m.iter().filter(|(k, _)| *k != "matchExpressions").all(|(k, v)| labels.get(k) == Some(v))
+    });
+    let exprs_ok = selector.get("matchExpressions").and_then(Value::as_array).is_none_or(|exprs| {
+        exprs.iter().all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let have = labels.get(key).and_then(Value::as_str);
+            match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+                "In" => have.is_some_and(|h| values.contains(&h)),
+                "NotIn" => have.is_none_or(|h| !values.contains(&h)),
+                "Exists" => have.is_some(),
+                "DoesNotExist" => have.is_none(),
+                _ => false,
+            }
+        })
+    });
+    plain_ok && exprs_ok
+}
+
+impl Strategy for Workload {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn has_status(&self) -> bool {
+        true
+    }
+
+    fn apply_defaults(&self, obj: &mut Value) {
+        match self.kind {
+            Kind::Deployment => {
+                default_at(obj, &["spec", "replicas"], json!(1));
+                default_at(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
+                if obj.pointer("/spec/strategy/type") == Some(&json!("RollingUpdate")) {
+                    default_at(obj, &["spec", "strategy", "rollingUpdate", "maxUnavailable"], json!("25%"));
+                    default_at(obj, &["spec", "strategy", "rollingUpdate", "maxSurge"], json!("25%"));
+                }
+                default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
+                default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
+            }
+            Kind::Replicated => {
+                default_at(obj, &["spec", "replicas"], json!(1));
+                // A ReplicationController's selector defaults to its
+                // template's labels (apps kinds require one).
+                if obj.get("kind") == Some(&json!("ReplicationController")) {
+                    if let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
+                        default_at(obj, &["spec", "selector"], labels.clone());
+                        default_at(obj, &["metadata", "labels"], labels);
+                    }
+                }
+            }
+            Kind::DaemonSet => {
+                default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+                if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
+                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"], json!(1));
+                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"], json!(0));
+                }
+                default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            }
+            Kind::StatefulSet => {
+                default_at(obj, &["spec", "replicas"], json!(1));
+                default_at(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+                default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+                if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
+                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"], json!(0));
+                }
+                default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
+                default_at(obj, &["spec", "persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+            }
+            Kind::Job => default_job_spec(obj.get_mut("spec")),
+            Kind::CronJob => {
+                default_at(obj, &["spec", "concurrencyPolicy"], json!("Allow"));
+                default_at(obj, &["spec", "suspend"], json!(false));
+                default_at(obj, &["spec", "successfulJobsHistoryLimit"], json!(3));
+                default_at(obj, &["spec", "failedJobsHistoryLimit"], json!(1));
+                default_job_spec(obj.pointer_mut("/spec/jobTemplate/spec"));
+            }
+        }
+        if let Some(spec) = obj.pointer_mut(&format!("{}/spec", self.template_pointer())) {
+            default_pod_spec(spec);
+        }
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({});
+        if self.kind == Kind::Job && obj.pointer("/spec/manualSelector") != Some(&json!(true)) {
+            // Upstream's job strategy selects the job's pods by its uid.
+            let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+            let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+            obj["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+            for (k, v) in [
+                ("batch.kubernetes.io/controller-uid", &uid),
+                ("batch.kubernetes.io/job-name", &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                default_at(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+            }
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let tp = self.template_path();
+        let mut errs = Vec::new();
+        let template = obj.pointer(self.template_pointer());
+        let Some(template) = template else {
+            return vec![FieldError::required(tp, "")];
+        };
+        match template.get("spec") {
+            Some(spec) => errs.extend(validate_pod_spec(&format!("{tp}.spec"), spec)),
+            None => errs.push(FieldError::required(format!("{tp}.spec"), "")),
+        }
+        let labels_value = template.pointer("/metadata/labels");
+        errs.extend(validate_label_map(&format!("{tp}.metadata.labels"), labels_value));
+        let empty = serde_json::Map::new();
+        let labels = labels_value.and_then(Value::as_object).unwrap_or(&empty);
+        if self.kind != Kind::CronJob {
+            match obj.pointer("/spec/selector") {
+                None if self.kind != Kind::Replicated => errs.push(FieldError::required("spec.selector", "")),
+                Some(sel) if sel.as_object().is_none_or(|m| m.is_empty()) => {
+                    errs.push(FieldError::invalid("spec.selector", sel, "empty selector is invalid for deployment"))
+                }
+                Some(sel) if !selector_matches(sel, labels) => errs.push(FieldError::invalid(
+                    format!("{tp}.metadata.labels"),
+                    &Value::Object(labels.clone()),
+                    "`selector` does not match template `labels`",
+                )),
+                _ => {}
+            }
+        }
+        let restart = template.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+        let allowed: &[&str] = match self.kind {
+            Kind::Job | Kind::CronJob => &["OnFailure", "Never"],
+            _ => &["Always"],
+        };
+        if !allowed.contains(&restart) {
+            errs.push(FieldError::not_supported(format!("{tp}.spec.restartPolicy"), &json!(restart), allowed));
+        }
+        for field in ["replicas", "parallelism", "completions", "backoffLimit"] {
+            if let Some(n) = obj.pointer(&format!("/spec/{field}")).and_then(Value::as_i64) {
+                if n < 0 {
+                    errs.push(FieldError::invalid(format!("spec.{field}"), &json!(n), "must be greater than or equal to 0"));
+                }
+            }
+        }
+        if self.kind == Kind::CronJob && obj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or_default().is_empty() {
+            errs.push(FieldError::required("spec.schedule", ""));
+        }
+        errs
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errs = self.validate(new);
+        let immutable_selector = matches!(self.kind, Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet | Kind::Job)
+            || new.get("apiVersion") == Some(&json!("apps/v1"));
+        if immutable_selector && new.pointer("/spec/selector") != old.pointer("/spec/selector") {
+            errs.push(FieldError::immutable("spec.selector", new.pointer("/spec/selector").unwrap_or(&Value::Null)));
+        }
+        if self.kind == Kind::Job && new.pointer("/spec/template") != old.pointer("/spec/template") {
+            errs.push(FieldError::immutable("spec.template", new.pointer("/spec/template").unwrap_or(&Value::Null)));
+        }
+        errs
+    }
+
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        match self.kind {
+            Kind::Replicated => &[("status.replicas", "/status/replicas")],
+            Kind::Job => &[("status.successful", "/status/succeeded")],
+            _ => &[],
+        }
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        let c = |name, type_, priority| Column { name, type_, priority, description: "" };
+        let mut cols = match self.kind {
+            Kind::Deployment => vec![c("Ready", "string", 0), c("Up-to-date", "integer", 0), c("Available", "integer", 0)],
+            Kind::Replicated => vec![c("Desired", "integer", 0), c("Current", "integer", 0), c("Ready", "integer", 0)],
+            Kind::DaemonSet => vec![
+                c("Desired", "integer", 0),
+                c("Current", "integer", 0),
+                c("Ready", "integer", 0),
+                c("Up-to-date", "integer", 0),
+                c("Available", "integer", 0),
+                c("Node Selector", "string", 0),
+            ],
+            Kind::StatefulSet => vec![c("Ready", "string", 0)],
+            Kind::Job => vec![c("Status", "string", 0), c("Completions", "string", 0), c("Duration", "string", 0)],
+            Kind::CronJob => vec![
+                c("Schedule", "string", 0),
+                c("Timezone", "string", 0),
+                c("Suspend", "boolean", 0),
+                c("Active", "integer", 0),
+                c("Last Schedule", "string", 0),
+            ],
+        };
+        if self.kind != Kind::CronJob {
+            cols.extend([c("Containers", "string", 1), c("Images", "string", 1), c("Selector", "string", 1)]);
+        }
+        cols
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        let n = |f: &str| obj.pointer(&format!("/status/{f}")).and_then(Value::as_i64).unwrap_or(0);
+        let spec_n = |f: &str, d: i64| obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64).unwrap_or(d);
+        let mut cells = match self.kind {
+            Kind::Deployment => vec![
+                json!(format!("{}/{}", n("readyReplicas"), spec_n("replicas", 1))),
+                json!(n("updatedReplicas")),
+                json!(n("availableReplicas")),
+            ],
+            Kind::Replicated => vec![json!(spec_n("replicas", 1)), json!(n("replicas")), json!(n("readyReplicas"))],
+            Kind::DaemonSet => {
+                let sel = obj
+                    .pointer("/spec/template/spec/nodeSelector")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "<none>".into());
+                vec![
+                    json!(n("desiredNumberScheduled")),
+                    json!(n("currentNumberScheduled")),
+                    json!(n("numberReady")),
+                    json!(n("updatedNumberScheduled")),
+                    json!(n("numberAvailable")),
+                    json!(sel),
+                ]
+            }
+            Kind::StatefulSet => vec![json!(format!("{}/{}", n("readyReplicas"), spec_n("replicas", 1)))],
+            Kind::Job => {
+                let status = job_status(obj);
+                let completions = obj.pointer("/spec/completions").and_then(Value::as_i64);
+                let done = n("succeeded");
+                let comp = match completions {
+                    Some(c) => format!("{done}/{c}"),
+                    None => format!("{done}/1 of {}", spec_n("parallelism", 1)),
+                };
+                vec![json!(status), json!(comp), json!("")]
+            }
+            Kind::CronJob => vec![
+                obj.pointer("/spec/schedule").cloned().unwrap_or(json!("")),
+                json!(obj.pointer("/spec/timeZone").and_then(Value::as_str).unwrap_or("<none>")),
+                obj.pointer("/spec/suspend").cloned().unwrap_or(json!(false)),
+                json!(obj.pointer("/status/active").and_then(Value::as_array).map_or(0, |a| a.len())),
+                json!(obj.pointer("/status/lastScheduleTime").and_then(Value::as_str).unwrap_or("<none>")),
+            ],
+        };
+        if self.kind != Kind::CronJob {
+            let containers = obj.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+            let names: Vec<&str> = containers.into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
+            let images: Vec<&str> = containers.into_iter().flatten().filter_map(|c| c.get("image").and_then(Value::as_str)).collect();
+            let sel = obj.pointer("/spec/selector/matchLabels").or_else(|| obj.pointer("/spec/selector"));
+            let sel = sel
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            cells.extend([json!(names.join(",")), json!(images.join(",")), json!(sel)]);
+        }
+        cells
+    }
+}
+
+fn default_job_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec else { return };
+    if spec.get("completions").is_none() && spec.get("parallelism").is_none() {
+        default_at(spec, &["completions"], json!(1));
+    }
+    default_at(spec, &["parallelism"], json!(1));
+    default_at(spec, &["backoffLimit"], json!(6));
+    default_at(spec, &["completionMode"], json!("NonIndexed"));
+    default_at(spec, &["suspend"], json!(false));
+    default_at(spec, &["podReplacementPolicy"], json!("TerminatingOrFailed"));
+}
+
+fn job_status(obj: &Value) -> &'static str {
+    let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    let is = |t: &str| {
+        conditions.into_iter().flatten().any(|c| c.get("type") == Some(&json!(t)) && c.get("status") == Some(&json!("True")))
+    };
+    if is("Complete") {
+        "Complete"
+    } else if is("Failed") {
+        "Failed"
+    } else if is("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(selector: Value, labels: Value) -> Value {
+        json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"}, "spec": {
+            "selector": selector,
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+        }})
+    }
+
+    #[test]
+    fn deployment_defaults_are_upstreams() {
+        let mut d = deployment(json!({"matchLabels": {"a": "b"}}), json!({"a": "b"}));
+        Workload::deployment().apply_defaults(&mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert!(Workload::deployment().validate(&d).is_empty());
+    }
+
+    #[test]
+    fn selector_must_match_template_labels() {
+        let mut d = deployment(json!({"matchLabels": {"a": "b"}}), json!({"a": "c"}));
+        Workload::deployment().apply_defaults(&mut d);
+        let errs = Workload::deployment().validate(&d);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.template.metadata.labels");
+    }
+}

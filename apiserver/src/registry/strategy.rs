@@ -1,0 +1,100 @@
+//! The per-kind hooks the generic store calls, each named for the moment it
+//! runs, after upstream's `rest.RESTCreateStrategy` and friends. Objects are
+//! JSON values already checked against the kind's typed form.
+
+use serde_json::Value;
+
+use crate::error::FieldError;
+
+/// How a kind's object names are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (most kinds).
+    Subdomain,
+    /// RFC 1123 label (namespaces, services).
+    Label,
+    /// Anything that can be a path segment (events).
+    Path,
+}
+
+/// One table column value for `kubectl get`.
+pub type Cells = Vec<Value>;
+
+/// A column definition for `kubectl get`'s table.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Header, e.g. `READY`.
+    pub name: &'static str,
+    /// OpenAPI type of the cells: `string`, `integer`, `date`.
+    pub type_: &'static str,
+    /// Shown only with `-o wide` when > 0.
+    pub priority: i32,
+    /// Column description.
+    pub description: &'static str,
+}
+
+/// Per-kind behaviour of the generic store.
+pub trait Strategy: Send + Sync + 'static {
+    /// How names are validated.
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+
+    /// Whether `metadata.generation` starts at 1 and bumps on spec changes.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether `status` is owned by the status subresource: the main
+    /// resource's writes keep the stored status, and create resets it.
+    fn has_status(&self) -> bool {
+        false
+    }
+
+    /// Whether PUT of a missing object creates it.
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
+    /// Fills in defaulted fields (upstream's `SetDefaults_*`), on every write.
+    fn apply_defaults(&self, _obj: &mut Value) {}
+
+    /// Normalises a new object before validation (e.g. resets status).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Normalises an update before validation, given the stored object.
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Kind-specific validation of a new object.
+    fn validate(&self, _obj: &Value) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Kind-specific validation of an update (immutable fields and the like).
+    fn validate_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
+        self.validate(new)
+    }
+
+    /// Extra field-selector labels besides `metadata.name` and
+    /// `metadata.namespace`: (label, JSON pointer into the object).
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// For a delete with `requested` grace seconds (None: the default),
+    /// how long the object should stay in graceful termination; `None` or
+    /// `Some(0)` deletes at once.
+    fn grace_period(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+
+    /// Table columns after NAME (and before AGE unless listed).
+    fn columns(&self) -> Vec<Column> {
+        Vec::new()
+    }
+
+    /// The cells for [`Strategy::columns`], for one object.
+    fn cells(&self, _obj: &Value) -> Cells {
+        Vec::new()
+    }
+}

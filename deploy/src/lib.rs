@@ -1,0 +1,8 @@
+//! The `capstan` deployment tool as a library.
+//!
+//! The binary is a thin CLI over these modules; they are public so that the
+//! test harness (and later the local-cluster launcher) can create a cluster
+//! PKI and read kubeconfigs without shelling out.
+
+pub mod kubeconfig;
+pub mod pki;
