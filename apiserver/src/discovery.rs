@@ -7,17 +7,36 @@ use serde_json::{Value, json};
 use crate::registry::{Registry, ResourceInfo};
 
 /// Verbs every served resource supports.
-pub const RESOURCE_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const RESOURCE_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// Media type of aggregated discovery responses.
-pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// (verbs, response kind) of a subresource.
-fn subresource_shape(info: &ResourceInfo, sub: &str) -> (&'static [&'static str], (&'static str, &'static str, &'static str)) {
+fn subresource_shape(
+    info: &ResourceInfo,
+    sub: &str,
+) -> (
+    &'static [&'static str],
+    (&'static str, &'static str, &'static str),
+) {
     match sub {
         "binding" => (&["create"], ("", "v1", "Binding")),
         "finalize" => (&["update"], (info.group, info.version, info.kind)),
-        _ => (&["get", "patch", "update"], (info.group, info.version, info.kind)),
+        _ => (
+            &["get", "patch", "update"],
+            (info.group, info.version, info.kind),
+        ),
     }
 }
 
@@ -48,7 +67,11 @@ fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Value {
             resources.push(e);
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }
 
@@ -93,7 +116,10 @@ fn aggregated_group(registry: &Registry, group: &str, versions: &[String]) -> Va
 }
 
 fn group_entry(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
@@ -121,13 +147,23 @@ impl Discovery {
     /// Renders discovery for a registry.
     pub fn new(registry: &Registry) -> Self {
         let groups = registry.groups();
-        let core_versions: Vec<String> = groups.iter().find(|(g, _)| g.is_empty()).map(|(_, v)| v.clone()).unwrap_or_default();
-        let named: Vec<&(String, Vec<String>)> = groups.iter().filter(|(g, _)| !g.is_empty()).collect();
+        let core_versions: Vec<String> = groups
+            .iter()
+            .find(|(g, _)| g.is_empty())
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let named: Vec<&(String, Vec<String>)> =
+            groups.iter().filter(|(g, _)| !g.is_empty()).collect();
         let api = json!({"kind": "APIVersions", "versions": core_versions, "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]});
         let list = |items: Vec<Value>| json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
         let api_aggregated = list(vec![aggregated_group(registry, "", &core_versions)]);
         let apis = json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": named.iter().map(|(g, v)| group_entry(g, v)).collect::<Vec<_>>()});
-        let apis_aggregated = list(named.iter().map(|(g, v)| aggregated_group(registry, g, v)).collect());
+        let apis_aggregated = list(
+            named
+                .iter()
+                .map(|(g, v)| aggregated_group(registry, g, v))
+                .collect(),
+        );
         let group_docs = named
             .iter()
             .map(|(g, v)| {
@@ -137,11 +173,21 @@ impl Discovery {
                 (format!("/apis/{g}"), bytes(&doc))
             })
             .collect();
-        let mut resource_lists: Vec<(String, Vec<u8>)> =
-            core_versions.iter().map(|v| (format!("/api/{v}"), bytes(&api_resource_list(registry, "", v)))).collect();
+        let mut resource_lists: Vec<(String, Vec<u8>)> = core_versions
+            .iter()
+            .map(|v| {
+                (
+                    format!("/api/{v}"),
+                    bytes(&api_resource_list(registry, "", v)),
+                )
+            })
+            .collect();
         for (g, versions) in &named {
             for v in versions {
-                resource_lists.push((format!("/apis/{g}/{v}"), bytes(&api_resource_list(registry, g, v))));
+                resource_lists.push((
+                    format!("/apis/{g}/{v}"),
+                    bytes(&api_resource_list(registry, g, v)),
+                ));
             }
         }
         Discovery {
@@ -180,22 +226,49 @@ mod tests {
     #[test]
     fn core_list_has_pods_with_short_names_and_subresources() {
         let d = Discovery::new(&Registry::builtin());
-        let Some((body, _)) = d.lookup("/api/v1", false) else { panic!("core list served") };
+        let Some((body, _)) = d.lookup("/api/v1", false) else {
+            panic!("core list served")
+        };
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
-        let names: Vec<&str> = v["resources"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
-        for want in ["pods", "pods/status", "pods/binding", "namespaces/finalize", "configmaps", "nodes"] {
+        let names: Vec<&str> = v["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        for want in [
+            "pods",
+            "pods/status",
+            "pods/binding",
+            "namespaces/finalize",
+            "configmaps",
+            "nodes",
+        ] {
             assert!(names.contains(&want), "{want} missing");
         }
-        let pods = v["resources"].as_array().into_iter().flatten().find(|r| r["name"] == "pods").cloned().unwrap_or_default();
+        let pods = v["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == "pods")
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(pods["shortNames"], json!(["po"]));
     }
 
     #[test]
     fn aggregated_apis_names_each_group() {
         let d = Discovery::new(&Registry::builtin());
-        let Some((body, true)) = d.lookup("/apis", true) else { panic!("aggregated served") };
+        let Some((body, true)) = d.lookup("/apis", true) else {
+            panic!("aggregated served")
+        };
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
-        let groups: Vec<&str> = v["items"].as_array().into_iter().flatten().filter_map(|g| g["metadata"]["name"].as_str()).collect();
+        let groups: Vec<&str> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g["metadata"]["name"].as_str())
+            .collect();
         assert!(groups.contains(&"apps") && groups.contains(&"batch") && !groups.contains(&""));
     }
 }

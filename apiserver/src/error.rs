@@ -27,7 +27,11 @@ impl FieldError {
         } else {
             format!("{field}: Required value: {detail}")
         };
-        FieldError { reason: "FieldValueRequired", field, message }
+        FieldError {
+            reason: "FieldValueRequired",
+            field,
+            message,
+        }
     }
 
     /// A field holds a value that is not allowed.
@@ -57,7 +61,11 @@ impl FieldError {
     /// A field value is not one of an enumerated set.
     pub fn not_supported(field: impl Into<String>, value: &Value, allowed: &[&str]) -> Self {
         let field = field.into();
-        let list = allowed.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+        let list = allowed
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         FieldError {
             reason: "FieldValueNotSupported",
             message: format!("{field}: Unsupported value: {value}: supported values: {list}"),
@@ -97,7 +105,11 @@ pub struct Subject {
 impl Subject {
     /// Names an object of a resource.
     pub fn new(group: &str, resource: &str, name: &str) -> Self {
-        Subject { group: group.into(), resource: resource.into(), name: name.into() }
+        Subject {
+            group: group.into(),
+            resource: resource.into(),
+            name: name.into(),
+        }
     }
 
     fn qualified_resource(&self) -> String {
@@ -118,8 +130,9 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human-readable message, as upstream words it.
     pub message: String,
-    /// Object the error is about, when there is one.
-    pub subject: Option<Subject>,
+    /// Object the error is about, when there is one (boxed: keeps the
+    /// error small on every `Result` path).
+    pub subject: Option<Box<Subject>>,
     /// Field causes (422) or other causes.
     pub causes: Vec<FieldError>,
     /// Seconds a client should wait before retrying (429, 504).
@@ -159,21 +172,29 @@ impl ApiError {
             subject.name
         );
         let mut e = Self::new(StatusCode::FORBIDDEN, "Forbidden", message);
-        e.subject = Some(subject);
+        e.subject = Some(Box::new(subject));
         e
     }
 
     /// 404 for an object.
     pub fn not_found(subject: Subject) -> Self {
-        let message = format!("{} \"{}\" not found", subject.qualified_resource(), subject.name);
+        let message = format!(
+            "{} \"{}\" not found",
+            subject.qualified_resource(),
+            subject.name
+        );
         let mut e = Self::new(StatusCode::NOT_FOUND, "NotFound", message);
-        e.subject = Some(subject);
+        e.subject = Some(Box::new(subject));
         e
     }
 
     /// 404 for a path the server does not serve.
     pub fn path_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     /// 405: the resource exists but not this verb.
@@ -181,16 +202,21 @@ impl ApiError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource ({verb} {resource})"),
+            format!(
+                "the server does not allow this method on the requested resource ({verb} {resource})"
+            ),
         )
     }
 
     /// 409 AlreadyExists on create.
     pub fn already_exists(subject: Subject) -> Self {
-        let message =
-            format!("{} \"{}\" already exists", subject.qualified_resource(), subject.name);
+        let message = format!(
+            "{} \"{}\" already exists",
+            subject.qualified_resource(),
+            subject.name
+        );
         let mut e = Self::new(StatusCode::CONFLICT, "AlreadyExists", message);
-        e.subject = Some(subject);
+        e.subject = Some(Box::new(subject));
         e
     }
 
@@ -202,7 +228,7 @@ impl ApiError {
             subject.name
         );
         let mut e = Self::new(StatusCode::CONFLICT, "Conflict", message);
-        e.subject = Some(subject);
+        e.subject = Some(Box::new(subject));
         e
     }
 
@@ -230,7 +256,9 @@ impl ApiError {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"
+            ),
         )
     }
 
@@ -239,7 +267,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptable",
-            format!("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept:?})"),
+            format!(
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept:?})"
+            ),
         )
     }
 
@@ -253,7 +283,10 @@ impl ApiError {
         };
         let message = format!("{kind} \"{}\" is invalid: {joined}", subject.name);
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message);
-        e.subject = Some(Subject { resource: kind.to_string(), ..subject });
+        e.subject = Some(Box::new(Subject {
+            resource: kind.to_string(),
+            ..subject
+        }));
         e.causes = causes;
         e
     }
@@ -261,13 +294,21 @@ impl ApiError {
     /// 500: something failed inside; the detail is logged, not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Internal error occurred: the server could not complete the request")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "Internal error occurred: the server could not complete the request",
+        )
     }
 
     /// 503: storage is not reachable.
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %detail, "storage unavailable");
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the server is currently unable to handle the request");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        );
         e.retry_after = Some(1);
         e
     }
@@ -322,7 +363,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code.as_u16(), self.reason, self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code.as_u16(),
+            self.reason,
+            self.message
+        )
     }
 }
 
@@ -336,11 +383,10 @@ impl IntoResponse for ApiError {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        if let Some(r) = self.retry_after {
-            if let Ok(v) = http::HeaderValue::from_str(&r.to_string()) {
+        if let Some(r) = self.retry_after
+            && let Ok(v) = http::HeaderValue::from_str(&r.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
-        }
         resp
     }
 }
@@ -364,11 +410,20 @@ mod tests {
         let e = ApiError::invalid(
             "Pod",
             Subject::new("", "pods", "Bad_Name"),
-            vec![FieldError::invalid("metadata.name", &json!("Bad_Name"), "a lowercase RFC 1123 subdomain")],
+            vec![FieldError::invalid(
+                "metadata.name",
+                &json!("Bad_Name"),
+                "a lowercase RFC 1123 subdomain",
+            )],
         );
         let body = e.status_body();
         assert_eq!(body["code"], 422);
         assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
-        assert!(body["message"].as_str().unwrap_or("").starts_with("Pod \"Bad_Name\" is invalid: metadata.name: Invalid value"));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Pod \"Bad_Name\" is invalid: metadata.name: Invalid value")
+        );
     }
 }

@@ -33,7 +33,8 @@ use storage::Storage;
 use storage::etcd::EtcdStorage;
 
 /// Namespaces that exist from the start, as upstream.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Connects to etcd, retrying until it answers.
 async fn connect_storage(endpoints: &[String]) -> Arc<dyn Storage> {
@@ -53,8 +54,14 @@ async fn connect_storage(endpoints: &[String]) -> Arc<dyn Storage> {
 
 /// Creates the system namespaces if they are missing.
 async fn ensure_system_namespaces(state: &AppState) -> Result<()> {
-    let info = state.registry.lookup("", "v1", "namespaces").context("namespaces are served")?;
-    let store = state.backend.store(info).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = state
+        .registry
+        .lookup("", "v1", "namespaces")
+        .context("namespaces are served")?;
+    let store = state
+        .backend
+        .store(info)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         match store.create("", obj, &WriteOptions::default()).await {
@@ -97,7 +104,11 @@ async fn compact_periodically(state: Arc<AppState>, interval: Duration) {
 /// Runs the apiserver until SIGINT/SIGTERM.
 pub async fn run(opts: options::Options) -> Result<()> {
     capstan_component_base::tls::install_crypto_provider();
-    let tls = server::tls_config(&opts.tls_cert_file, &opts.tls_private_key_file, opts.client_ca_file.as_deref())?;
+    let tls = server::tls_config(
+        &opts.tls_cert_file,
+        &opts.tls_private_key_file,
+        opts.client_ca_file.as_deref(),
+    )?;
     let storage = connect_storage(&opts.etcd_servers).await;
     let registry = Registry::builtin();
     let backend = Backend::start(storage, &opts.etcd_prefix, registry.all());
@@ -115,12 +126,25 @@ pub async fn run(opts: options::Options) -> Result<()> {
         delay = (delay * 2).min(Duration::from_secs(5));
     }
     if !opts.etcd_compaction_interval.is_zero() {
-        tokio::spawn(compact_periodically(state.clone(), opts.etcd_compaction_interval));
+        tokio::spawn(compact_periodically(
+            state.clone(),
+            opts.etcd_compaction_interval,
+        ));
     }
-    let app = axum::Router::new().fallback(handlers::dispatch).with_state(state);
+    let app = axum::Router::new()
+        .fallback(handlers::dispatch)
+        .with_state(state);
     let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving HTTPS");
-    server::serve(listener, tls, app, capstan_component_base::shutdown_signal()).await;
+    server::serve(
+        listener,
+        tls,
+        app,
+        capstan_component_base::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Prometheus metrics on `/metrics`: request counts and latency by verb,
 //! resource and code, named as upstream's apiserver metrics.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The apiserver's metrics.
 pub struct Metrics {
@@ -15,7 +17,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("apiserver_request_total", "Counter of apiserver requests broken out for each verb, group, resource and HTTP response code."),
+            Opts::new(
+                "apiserver_request_total",
+                "Counter of apiserver requests broken out for each verb, group, resource and HTTP response code.",
+            ),
             &["verb", "group", "resource", "subresource", "code"],
         )?;
         let latency = HistogramVec::new(
@@ -25,13 +30,29 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Metrics { registry, requests, latency })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+        })
     }
 
     /// Records one finished request.
-    pub fn observe(&self, verb: &str, group: &str, resource: &str, subresource: &str, code: u16, seconds: f64) {
-        self.requests.with_label_values(&[verb, group, resource, subresource, &code.to_string()]).inc();
-        self.latency.with_label_values(&[verb, group, resource, subresource]).observe(seconds);
+    pub fn observe(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        subresource: &str,
+        code: u16,
+        seconds: f64,
+    ) {
+        self.requests
+            .with_label_values(&[verb, group, resource, subresource, &code.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[verb, group, resource, subresource])
+            .observe(seconds);
     }
 
     /// The text exposition of every metric.

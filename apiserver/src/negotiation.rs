@@ -28,7 +28,10 @@ fn parse_media_ranges(header: &str) -> Vec<MediaRange<'_>> {
         .map(|range| {
             let mut parts = range.split(';').map(str::trim);
             let essence = parts.next().unwrap_or_default();
-            let params = parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+            let params = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
             MediaRange { essence, params }
         })
         .collect()
@@ -36,7 +39,10 @@ fn parse_media_ranges(header: &str) -> Vec<MediaRange<'_>> {
 
 impl MediaRange<'_> {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -50,7 +56,10 @@ pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
     for range in parse_media_ranges(accept) {
         match range.essence {
             "application/json" => match range.param("as") {
-                Some("Table") if range.param("g") == Some("meta.k8s.io") && matches!(range.param("v"), Some("v1") | Some("v1beta1")) => {
+                Some("Table")
+                    if range.param("g") == Some("meta.k8s.io")
+                        && matches!(range.param("v"), Some("v1") | Some("v1beta1")) =>
+                {
                     return Ok(Format::Table);
                 }
                 Some(_) => continue,
@@ -78,7 +87,13 @@ pub fn wants_aggregated_discovery(accept: Option<&str>) -> bool {
 
 /// The essence of a Content-Type header (`application/json`, ...).
 pub fn content_essence(content_type: Option<&str>) -> String {
-    content_type.unwrap_or("application/json").split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+    content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Decodes a JSON or YAML body into a JSON value.
@@ -96,13 +111,22 @@ pub fn decode_json(body: &[u8]) -> ApiResult<Value> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })
 }
 
 /// Decodes YAML into the JSON data model.
 pub fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not UTF-8"))?;
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}")))
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the YAML body is not UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as YAML: {e}"
+        ))
+    })
 }
 
 /// Encodes a value in the chosen format (Table is built by the caller).
@@ -112,7 +136,10 @@ pub fn encode(value: &Value, format: Format) -> ApiResult<(Vec<u8>, &'static str
             let text = serde_saphyr::to_string(value).map_err(ApiError::internal)?;
             Ok((text.into_bytes(), "application/yaml"))
         }
-        Format::Json | Format::Table => Ok((serde_json::to_vec(value).map_err(ApiError::internal)?, "application/json")),
+        Format::Json | Format::Table => Ok((
+            serde_json::to_vec(value).map_err(ApiError::internal)?,
+            "application/json",
+        )),
     }
 }
 
@@ -125,7 +152,10 @@ mod tests {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(response_format(Some(kubectl)), Ok(Format::Table));
         assert_eq!(response_format(None), Ok(Format::Json));
-        assert_eq!(response_format(Some("application/vnd.kubernetes.protobuf,application/json")), Ok(Format::Json));
+        assert_eq!(
+            response_format(Some("application/vnd.kubernetes.protobuf,application/json")),
+            Ok(Format::Json)
+        );
         assert_eq!(response_format(Some("application/yaml")), Ok(Format::Yaml));
         assert!(response_format(Some("text/html")).is_err());
     }
@@ -139,9 +169,25 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_bad_requests() {
-        assert_eq!(decode_body(None, b"{not json").map_err(|e| e.code.as_u16()), Err(400));
-        assert_eq!(decode_body(Some("application/yaml"), b"a: [1, 2").map_err(|e| e.code.as_u16()), Err(400));
-        assert_eq!(decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s\0").map_err(|e| e.code.as_u16()), Err(415));
-        assert!(decode_body(Some("application/yaml"), b"kind: Pod\nmetadata:\n  name: x\n").is_ok());
+        assert_eq!(
+            decode_body(None, b"{not json").map_err(|e| e.code.as_u16()),
+            Err(400)
+        );
+        assert_eq!(
+            decode_body(Some("application/yaml"), b"a: [1, 2").map_err(|e| e.code.as_u16()),
+            Err(400)
+        );
+        assert_eq!(
+            decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s\0")
+                .map_err(|e| e.code.as_u16()),
+            Err(415)
+        );
+        assert!(
+            decode_body(
+                Some("application/yaml"),
+                b"kind: Pod\nmetadata:\n  name: x\n"
+            )
+            .is_ok()
+        );
     }
 }

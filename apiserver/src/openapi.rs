@@ -33,15 +33,41 @@ fn path_param(name: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}})
 }
 
-fn operation(info: &ResourceInfo, action: &str, verb_id: &str, schema_ref: &str, extra: Vec<Value>) -> Value {
+fn operation(
+    info: &ResourceInfo,
+    action: &str,
+    verb_id: &str,
+    schema_ref: &str,
+    extra: Vec<Value>,
+) -> Value {
     let group_id: String = if info.group.is_empty() {
         "Core".into()
     } else {
-        info.group.split('.').next().unwrap_or_default().chars().enumerate().map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c }).collect()
+        info.group
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c })
+            .collect()
     };
-    let version_id: String = info.version.chars().enumerate().map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c }).collect();
-    let scope = if info.namespaced && action != "list-all" { "Namespaced" } else { "" };
-    let mut params = vec![query("pretty", "If 'true', then the output is pretty printed.", "string")];
+    let version_id: String = info
+        .version
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c })
+        .collect();
+    let scope = if info.namespaced && action != "list-all" {
+        "Namespaced"
+    } else {
+        ""
+    };
+    let mut params = vec![query(
+        "pretty",
+        "If 'true', then the output is pretty printed.",
+        "string",
+    )];
     params.extend(extra);
     json!({
         "operationId": format!("{verb_id}{group_id}{version_id}{scope}{}", info.kind),
@@ -54,23 +80,51 @@ fn operation(info: &ResourceInfo, action: &str, verb_id: &str, schema_ref: &str,
 
 fn write_params() -> Vec<Value> {
     vec![
-        query("dryRun", "When present, indicates that modifications should not be persisted.", "string"),
-        query("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes.", "string"),
-        query("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.", "string"),
+        query(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+            "string",
+        ),
+        query(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "string",
+        ),
+        query(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.",
+            "string",
+        ),
     ]
 }
 
 fn body(schema_ref: &str, types: &[&str]) -> Value {
-    let content: Map<String, Value> = types.iter().map(|t| (t.to_string(), json!({"schema": {"$ref": schema_ref}}))).collect();
+    let content: Map<String, Value> = types
+        .iter()
+        .map(|t| (t.to_string(), json!({"schema": {"$ref": schema_ref}})))
+        .collect();
     json!({"content": content, "required": true})
 }
 
 /// Adds the paths of one resource to `paths`.
 fn add_paths(paths: &mut Map<String, Value>, info: &ResourceInfo, kind_ref: &str) {
-    let root = if info.group.is_empty() { format!("/api/{}", info.version) } else { format!("/apis/{}/{}", info.group, info.version) };
-    let base = if info.namespaced { format!("{root}/namespaces/{{namespace}}/{}", info.plural) } else { format!("{root}/{}", info.plural) };
+    let root = if info.group.is_empty() {
+        format!("/api/{}", info.version)
+    } else {
+        format!("/apis/{}/{}", info.group, info.version)
+    };
+    let base = if info.namespaced {
+        format!("{root}/namespaces/{{namespace}}/{}", info.plural)
+    } else {
+        format!("{root}/{}", info.plural)
+    };
     let patch_ref = format!("{SCHEMA_PREFIX}io.k8s.apimachinery.pkg.apis.meta.v1.Patch");
-    let patch_types = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+    let patch_types = [
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ];
     let mut collection = json!({
         "get": operation(info, "list", "list", kind_ref, vec![query("labelSelector", "A selector to restrict the list of returned objects by their labels.", "string"), query("fieldSelector", "A selector to restrict the list of returned objects by their fields.", "string"), query("limit", "limit is a maximum number of responses to return for a list call.", "integer"), query("continue", "The continue option should be set when retrieving more results from the server.", "string"), query("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from.", "string"), query("watch", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.", "boolean")]),
         "post": operation(info, "post", "create", kind_ref, write_params()),
@@ -107,13 +161,18 @@ fn add_paths(paths: &mut Map<String, Value>, info: &ResourceInfo, kind_ref: &str
     paths.insert(format!("{base}/{{name}}"), item);
     paths.insert(base, collection);
     if info.namespaced {
-        paths.insert(format!("{root}/{}", info.plural), json!({"get": operation(info, "list-all", "list", kind_ref, vec![])}));
+        paths.insert(
+            format!("{root}/{}", info.plural),
+            json!({"get": operation(info, "list-all", "list", kind_ref, vec![])}),
+        );
     }
 }
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn document(infos: &[&ResourceInfo]) -> Value {
@@ -122,9 +181,17 @@ fn document(infos: &[&ResourceInfo]) -> Value {
     let mut kinds: Vec<(String, &ResourceInfo)> = Vec::new();
     for info in infos {
         let schema = (info.schema)(&mut generator);
-        let reference = schema.as_value().get("$ref").and_then(Value::as_str).unwrap_or_default().to_string();
+        let reference = schema
+            .as_value()
+            .get("$ref")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         add_paths(&mut paths, info, &reference);
-        kinds.push((reference.trim_start_matches(SCHEMA_PREFIX).to_string(), info));
+        kinds.push((
+            reference.trim_start_matches(SCHEMA_PREFIX).to_string(),
+            info,
+        ));
     }
     let mut patch_gen = generator;
     patch_gen.definitions_mut().insert(
@@ -152,13 +219,23 @@ impl OpenApiV3 {
         let mut index = Map::new();
         for (group, versions) in registry.groups() {
             for version in versions {
-                let infos: Vec<&ResourceInfo> = registry.in_group_version(&group, &version).map(|a| a.as_ref()).collect();
-                let path = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
+                let infos: Vec<&ResourceInfo> = registry
+                    .in_group_version(&group, &version)
+                    .map(|a| a.as_ref())
+                    .collect();
+                let path = if group.is_empty() {
+                    format!("api/{version}")
+                } else {
+                    format!("apis/{group}/{version}")
+                };
                 let bytes = serde_json::to_vec(&document(&infos)).unwrap_or_default();
                 let mut hasher = DefaultHasher::new();
                 bytes.hash(&mut hasher);
                 let hash = format!("{:016X}", hasher.finish());
-                index.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
+                index.insert(
+                    path.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
+                );
                 documents.insert(path, bytes);
             }
         }
@@ -174,16 +251,38 @@ mod tests {
     #[test]
     fn core_document_carries_pod_schema_and_patch_field_validation() {
         let o = OpenApiV3::new(&Registry::builtin());
-        let doc: Value = o.documents.get("api/v1").and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+        let doc: Value = o
+            .documents
+            .get("api/v1")
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
         let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
-        assert_eq!(pod["x-kubernetes-group-version-kind"], json!([{"group": "", "version": "v1", "kind": "Pod"}]));
+        assert_eq!(
+            pod["x-kubernetes-group-version-kind"],
+            json!([{"group": "", "version": "v1", "kind": "Pod"}])
+        );
         let spec = &pod["properties"]["spec"];
-        let reference = spec["$ref"].as_str().or_else(|| spec["allOf"][0]["$ref"].as_str());
-        assert_eq!(reference, Some("#/components/schemas/io.k8s.api.core.v1.PodSpec"));
+        let reference = spec["$ref"]
+            .as_str()
+            .or_else(|| spec["allOf"][0]["$ref"].as_str());
+        assert_eq!(
+            reference,
+            Some("#/components/schemas/io.k8s.api.core.v1.PodSpec")
+        );
         let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Pod");
-        assert!(patch["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
         let index: Value = serde_json::from_slice(&o.index).unwrap_or_default();
-        assert!(index["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().is_some_and(|u| u.starts_with("/openapi/v3/apis/apps/v1?hash=")));
+        assert!(
+            index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("/openapi/v3/apis/apps/v1?hash="))
+        );
     }
 }

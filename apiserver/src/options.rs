@@ -16,13 +16,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+        _ => Err(format!(
+            "invalid duration unit in {s:?} (use ms, s, m or h)"
+        )),
     }
 }
 
 /// `capstan-apiserver` flags.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "capstan-apiserver", version, about = "Kubernetes-compatible API server over etcd")]
+#[command(
+    name = "capstan-apiserver",
+    version,
+    about = "Kubernetes-compatible API server over etcd"
+)]
 pub struct Options {
     /// etcd endpoints, comma-separated (http://host:port).
     #[arg(long = "etcd-servers", value_delimiter = ',', required = true)]

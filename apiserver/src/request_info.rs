@@ -54,8 +54,15 @@ fn non_resource_verb(method: &Method) -> &'static str {
 
 /// Classifies a request. `watch` is whether the query asks for a watch.
 pub fn resolve(method: &Method, path: &str, watch: bool) -> RequestInfo {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
-    let non_resource = || RequestInfo::NonResource { path: path.to_string(), verb: non_resource_verb(method) };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let non_resource = || RequestInfo::NonResource {
+        path: path.to_string(),
+        verb: non_resource_verb(method),
+    };
     let (group, version, rest) = match parts.as_slice() {
         ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
         ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
@@ -67,7 +74,11 @@ pub fn resolve(method: &Method, path: &str, watch: bool) -> RequestInfo {
         watch = true;
         rest.remove(0);
     }
-    let mut req = ResourceRequest { group: group.into(), version: version.into(), ..Default::default() };
+    let mut req = ResourceRequest {
+        group: group.into(),
+        version: version.into(),
+        ..Default::default()
+    };
     if rest.first() == Some(&"namespaces") && rest.len() > 1 {
         req.namespace = rest[1].to_string();
         if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
@@ -122,13 +133,35 @@ mod tests {
     #[test]
     fn namespaced_and_cluster_paths_resolve_like_upstream() {
         let r = res(Method::GET, "/api/v1/namespaces/default/pods/web");
-        assert_eq!((r.resource.as_str(), r.namespace.as_str(), r.name.as_str(), r.verb), ("pods", "default", "web", "get"));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str(),
+                r.verb
+            ),
+            ("pods", "default", "web", "get")
+        );
         let r = res(Method::GET, "/apis/apps/v1/deployments");
-        assert_eq!((r.group.as_str(), r.resource.as_str(), r.verb), ("apps", "deployments", "list"));
+        assert_eq!(
+            (r.group.as_str(), r.resource.as_str(), r.verb),
+            ("apps", "deployments", "list")
+        );
         let r = res(Method::PUT, "/api/v1/namespaces/kube-system/status");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.subresource.as_str(), r.namespace.as_str()), ("namespaces", "kube-system", "status", ""));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_str(),
+                r.subresource.as_str(),
+                r.namespace.as_str()
+            ),
+            ("namespaces", "kube-system", "status", "")
+        );
         let r = res(Method::GET, "/api/v1/namespaces/x");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.namespace.as_str()), ("namespaces", "x", ""));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.namespace.as_str()),
+            ("namespaces", "x", "")
+        );
         let r = res(Method::POST, "/api/v1/namespaces/d/pods/p/binding");
         assert_eq!((r.subresource.as_str(), r.verb), ("binding", "create"));
         let r = res(Method::DELETE, "/api/v1/namespaces/d/configmaps");
@@ -137,7 +170,10 @@ mod tests {
 
     #[test]
     fn watch_comes_from_the_query_or_the_legacy_prefix() {
-        assert_eq!(res(Method::GET, "/api/v1/watch/namespaces/d/pods").verb, "watch");
+        assert_eq!(
+            res(Method::GET, "/api/v1/watch/namespaces/d/pods").verb,
+            "watch"
+        );
         match resolve(&Method::GET, "/api/v1/pods", true) {
             RequestInfo::Resource(r) => assert_eq!(r.verb, "watch"),
             other => panic!("{other:?}"),
@@ -146,8 +182,17 @@ mod tests {
 
     #[test]
     fn discovery_paths_are_non_resource() {
-        assert!(matches!(resolve(&Method::GET, "/api/v1", false), RequestInfo::NonResource { .. }));
-        assert!(matches!(resolve(&Method::GET, "/apis/apps/v1", false), RequestInfo::NonResource { .. }));
-        assert!(matches!(resolve(&Method::GET, "/healthz", false), RequestInfo::NonResource { .. }));
+        assert!(matches!(
+            resolve(&Method::GET, "/api/v1", false),
+            RequestInfo::NonResource { .. }
+        ));
+        assert!(matches!(
+            resolve(&Method::GET, "/apis/apps/v1", false),
+            RequestInfo::NonResource { .. }
+        ));
+        assert!(matches!(
+            resolve(&Method::GET, "/healthz", false),
+            RequestInfo::NonResource { .. }
+        ));
     }
 }

@@ -49,7 +49,9 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("unable to parse requirement: unbalanced ')' in {text:?}"));
+                    return Err(format!(
+                        "unable to parse requirement: unbalanced ')' in {text:?}"
+                    ));
                 }
             }
             ',' if depth == 0 => {
@@ -60,7 +62,9 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err(format!("unable to parse requirement: unbalanced '(' in {text:?}"));
+        return Err(format!(
+            "unable to parse requirement: unbalanced '(' in {text:?}"
+        ));
     }
     terms.push(&text[start..]);
     Ok(terms)
@@ -69,7 +73,9 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
 fn check_key(key: &str) -> Result<String, String> {
     let key = key.trim();
     if !crate::validation::is_qualified_name(key) {
-        return Err(format!("unable to parse requirement: invalid label key {key:?}"));
+        return Err(format!(
+            "unable to parse requirement: invalid label key {key:?}"
+        ));
     }
     Ok(key.to_string())
 }
@@ -77,7 +83,9 @@ fn check_key(key: &str) -> Result<String, String> {
 fn check_value(v: &str) -> Result<String, String> {
     let v = v.trim();
     if !crate::validation::is_label_value(v) {
-        return Err(format!("unable to parse requirement: invalid label value: {v:?}"));
+        return Err(format!(
+            "unable to parse requirement: invalid label value: {v:?}"
+        ));
     }
     Ok(v.to_string())
 }
@@ -87,7 +95,9 @@ fn parse_set(rest: &str) -> Result<BTreeSet<String>, String> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("unable to parse requirement: expected '(' and ')' around values in {rest:?}"))?;
+        .ok_or_else(|| {
+            format!("unable to parse requirement: expected '(' and ')' around values in {rest:?}")
+        })?;
     inner.split(',').map(check_value).collect()
 }
 
@@ -113,7 +123,9 @@ fn parse_term(term: &str) -> Result<Expression, String> {
         if let Some(set) = rest.strip_prefix("in") {
             return Ok(Expression::In(check_key(words[0])?, parse_set(set)?));
         }
-        return Err(format!("unable to parse requirement: unknown operator in {term:?}"));
+        return Err(format!(
+            "unable to parse requirement: unknown operator in {term:?}"
+        ));
     }
     Ok(Expression::Exists(check_key(term)?))
 }
@@ -148,7 +160,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(format!("invalid selector: '{text}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{text}'; can't understand '{term}'"
+                ));
             };
             let field = field.trim();
             let pointer = match field {
@@ -163,14 +177,20 @@ impl FieldSelector {
             if field == "metadata.name" && equal {
                 out.name = Some(value.to_string());
             }
-            out.terms.push(FieldTerm { pointer: pointer.to_string(), value: value.to_string(), equal });
+            out.terms.push(FieldTerm {
+                pointer: pointer.to_string(),
+                value: value.to_string(),
+                equal,
+            });
         }
         Ok(out)
     }
 
     /// Whether the object matches every term.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.terms.iter().all(|t| (meta::pointer_string(obj, &t.pointer) == t.value) == t.equal)
+        self.terms
+            .iter()
+            .all(|t| (meta::pointer_string(obj, &t.pointer) == t.value) == t.equal)
     }
 
     /// Whether the selector is empty.
@@ -224,7 +244,11 @@ mod tests {
             ("app=web,tier=back", false),
             ("app in (db), tier", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).map(|s| s.matches(&p)), Ok(want), "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).map(|s| s.matches(&p)),
+                Ok(want),
+                "{sel}"
+            );
         }
     }
 
@@ -237,12 +261,21 @@ mod tests {
 
     #[test]
     fn field_selectors_use_the_kinds_labels() {
-        let labels = [("spec.nodeName", "/spec/nodeName"), ("status.phase", "/status/phase")];
+        let labels = [
+            ("spec.nodeName", "/spec/nodeName"),
+            ("status.phase", "/status/phase"),
+        ];
         let p = pod(json!({}));
         let f = FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending", &labels);
         assert!(f.as_ref().is_ok_and(|f| f.matches(&p)));
         let f = FieldSelector::parse("metadata.name=q", &labels);
-        assert!(f.as_ref().is_ok_and(|f| !f.matches(&p) && f.name.as_deref() == Some("q")));
-        assert_eq!(FieldSelector::parse("spec.foo=x", &labels).err(), Some("field label not supported: spec.foo".to_string()));
+        assert!(
+            f.as_ref()
+                .is_ok_and(|f| !f.matches(&p) && f.name.as_deref() == Some("q"))
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.foo=x", &labels).err(),
+            Some("field label not supported: spec.foo".to_string())
+        );
     }
 }

@@ -31,12 +31,17 @@ pub fn tls_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<A
     let builder = match client_ca {
         Some(ca) => {
             let roots = Arc::new(tls::load_root_store(ca)?);
-            let verifier = WebPkiClientVerifier::builder(roots).allow_unauthenticated().build().context("building the client certificate verifier")?;
+            let verifier = WebPkiClientVerifier::builder(roots)
+                .allow_unauthenticated()
+                .build()
+                .context("building the client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs, key).context("loading the serving certificate")?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("loading the serving certificate")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -46,13 +51,26 @@ pub fn tls_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<A
 pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-    let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
     Some(UserInfo { name, groups })
 }
 
 /// Accepts connections until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(config);
     tokio::pin!(shutdown);
     loop {
@@ -72,7 +90,12 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, app: Router) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+) {
     let _ = stream.set_nodelay(true);
     let tls = match acceptor.accept(stream).await {
         Ok(t) => t,
@@ -81,15 +104,26 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, accep
             return;
         }
     };
-    let user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| user_from_certificate(c.as_ref()));
+    let user = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| user_from_certificate(c.as_ref()));
     let service = app.map_request(move |mut req: axum::extract::Request| {
         if let Some(u) = &user {
             req.extensions_mut().insert(u.clone());
         }
         req
     });
-    let service = TowerToHyperService::new(service.map_request(|req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new)));
-    if let Err(e) = Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+    let service =
+        TowerToHyperService::new(service.map_request(
+            |req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ));
+    if let Err(e) = Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+        .await
+    {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

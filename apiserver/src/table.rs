@@ -37,7 +37,11 @@ pub fn human_duration(seconds: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rem = s % 60;
-        return if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") };
+        return if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -45,7 +49,11 @@ pub fn human_duration(seconds: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rem = (s % 3600) / 60;
-        return if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") };
+        return if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -53,7 +61,11 @@ pub fn human_duration(seconds: i64) -> String {
     let d = h / 24;
     if h < 24 * 8 {
         let rem = h % 24;
-        return if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") };
+        return if rem == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rem}h")
+        };
     }
     if h < 24 * 365 * 2 {
         return format!("{d}d");
@@ -61,13 +73,20 @@ pub fn human_duration(seconds: i64) -> String {
     let y = d / 365;
     if h < 24 * 365 * 8 {
         let rem = d % 365;
-        return if rem == 0 { format!("{y}y") } else { format!("{y}y{rem}d") };
+        return if rem == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{rem}d")
+        };
     }
     format!("{y}y")
 }
 
 fn age(obj: &Value) -> String {
-    let created = obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or_default();
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match created.parse::<jiff::Timestamp>() {
         Ok(t) => human_duration((jiff::Timestamp::now() - t).get_seconds()),
         Err(_) => "<unknown>".into(),
@@ -89,15 +108,28 @@ pub fn build<'a>(
 ) -> Value {
     let strategy = &info.strategy;
     let kind_columns = strategy.columns();
-    let (narrow, wide): (Vec<_>, Vec<_>) = kind_columns.iter().enumerate().partition(|(_, c)| c.priority == 0);
-    let mut columns = vec![column_json(&Column { name: "Name", type_: "string", priority: 0, description: "Name must be unique within a namespace." })];
+    let (narrow, wide): (Vec<_>, Vec<_>) = kind_columns
+        .iter()
+        .enumerate()
+        .partition(|(_, c)| c.priority == 0);
+    let mut columns = vec![column_json(&Column {
+        name: "Name",
+        type_: "string",
+        priority: 0,
+        description: "Name must be unique within a namespace.",
+    })];
     columns.extend(narrow.iter().map(|(_, c)| column_json(c)));
     columns.push(column_json(&Column { name: "Age", type_: "string", priority: 0, description: "CreationTimestamp is a timestamp representing the server time when this object was created." }));
     columns.extend(wide.iter().map(|(_, c)| column_json(c)));
     let rows: Vec<Value> = objects
         .map(|obj| {
             let cells_all = strategy.cells(obj);
-            let cell = |i: usize| cells_all.get(i).cloned().unwrap_or(Value::String(String::new()));
+            let cell = |i: usize| {
+                cells_all
+                    .get(i)
+                    .cloned()
+                    .unwrap_or(Value::String(String::new()))
+            };
             let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
             cells.extend(narrow.iter().map(|(i, _)| cell(*i)));
             cells.push(json!(age(obj)));
@@ -149,11 +181,37 @@ mod tests {
     fn pod_table_has_upstreams_columns_in_order() {
         let registry = crate::registry::Registry::builtin();
         let pods = registry.lookup("", "v1", "pods").cloned();
-        let Some(pods) = pods else { panic!("pods are served") };
+        let Some(pods) = pods else {
+            panic!("pods are served")
+        };
         let pod = json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"}, "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Pending"}});
-        let t = build(&pods, [&pod].into_iter(), IncludeObject::Metadata, Some(7), None);
-        let names: Vec<&str> = t["columnDefinitions"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
-        assert_eq!(names, ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]);
+        let t = build(
+            &pods,
+            [&pod].into_iter(),
+            IncludeObject::Metadata,
+            Some(7),
+            None,
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Ready",
+                "Status",
+                "Restarts",
+                "Age",
+                "IP",
+                "Node",
+                "Nominated Node",
+                "Readiness Gates"
+            ]
+        );
         assert_eq!(t["rows"][0]["cells"][0], "web");
         assert_eq!(t["rows"][0]["cells"][1], "0/1");
         assert_eq!(t["rows"][0]["cells"][2], "Pending");

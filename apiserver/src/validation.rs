@@ -52,10 +52,18 @@ pub fn validate_name(field: &str, name: &str, rule: NameRule) -> Vec<FieldError>
             vec![FieldError::invalid(field, &value, LABEL_MSG)]
         }
         NameRule::Path if name == "." || name == ".." => {
-            vec![FieldError::invalid(field, &value, &format!("may not be '{name}'"))]
+            vec![FieldError::invalid(
+                field,
+                &value,
+                &format!("may not be '{name}'"),
+            )]
         }
         NameRule::Path if name.contains('/') || name.contains('%') => {
-            vec![FieldError::invalid(field, &value, "may not contain '/' or '%'")]
+            vec![FieldError::invalid(
+                field,
+                &value,
+                "may not contain '/' or '%'",
+            )]
         }
         _ => Vec::new(),
     }
@@ -64,7 +72,8 @@ pub fn validate_name(field: &str, name: &str, rule: NameRule) -> Vec<FieldError>
 fn is_qualified_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -89,7 +98,10 @@ const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist 
 pub fn validate_labels_and_annotations(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let meta = obj.get("metadata");
-    if let Some(labels) = meta.and_then(|m| m.get("labels")).and_then(Value::as_object) {
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
         for (k, v) in labels {
             if !is_qualified_name(k) {
                 errs.push(FieldError::invalid(
@@ -108,7 +120,10 @@ pub fn validate_labels_and_annotations(obj: &Value) -> Vec<FieldError> {
             }
         }
     }
-    if let Some(ann) = meta.and_then(|m| m.get("annotations")).and_then(Value::as_object) {
+    if let Some(ann) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
         for k in ann.keys() {
             if !is_qualified_name(&k.to_ascii_lowercase()) {
                 errs.push(FieldError::invalid(
@@ -128,10 +143,18 @@ pub fn validate_label_map(field: &str, map: Option<&Value>) -> Vec<FieldError> {
     if let Some(m) = map.and_then(Value::as_object) {
         for (k, v) in m {
             if !is_qualified_name(k) {
-                errs.push(FieldError::invalid(field, &Value::String(k.clone()), QUALIFIED_NAME_MSG));
+                errs.push(FieldError::invalid(
+                    field,
+                    &Value::String(k.clone()),
+                    QUALIFIED_NAME_MSG,
+                ));
             }
             if !is_label_value(v.as_str().unwrap_or_default()) {
-                errs.push(FieldError::invalid(format!("{field}[{k}]").as_str(), v, LABEL_VALUE_MSG));
+                errs.push(FieldError::invalid(
+                    format!("{field}[{k}]").as_str(),
+                    v,
+                    LABEL_VALUE_MSG,
+                ));
             }
         }
     }

@@ -43,13 +43,22 @@ impl CachedObject {
         let mut value: Value = serde_json::from_slice(&kv.value).ok()?;
         stamp_resource_version(&mut value, kv.mod_revision);
         let bytes = Bytes::from(serde_json::to_vec(&value).ok()?);
-        Some(CachedObject { key: kv.key.clone(), value, bytes, revision: kv.mod_revision })
+        Some(CachedObject {
+            key: kv.key.clone(),
+            value,
+            bytes,
+            revision: kv.mod_revision,
+        })
     }
 }
 
 /// Sets `metadata.resourceVersion` from a storage revision.
 pub fn stamp_resource_version(value: &mut Value, revision: i64) {
-    crate::registry::meta::set_meta(value, "resourceVersion", Value::String(revision.to_string()));
+    crate::registry::meta::set_meta(
+        value,
+        "resourceVersion",
+        Value::String(revision.to_string()),
+    );
 }
 
 /// Watch event types, as upstream names them.
@@ -88,14 +97,8 @@ pub struct CacheEvent {
     pub revision: i64,
 }
 
-/// What a cache watcher receives.
-#[derive(Debug, Clone)]
-pub enum CacheItem {
-    /// An object change.
-    Event(Arc<CacheEvent>),
-    /// The cache has reached this revision (for bookmarks).
-    Progress(i64),
-}
+/// What a cache watcher receives: one object change.
+pub type CacheItem = Arc<CacheEvent>;
 
 struct State {
     objects: BTreeMap<String, Arc<CachedObject>>,
@@ -184,8 +187,18 @@ impl WatchCache {
             for (key, obj) in &fresh {
                 match state.objects.get(key) {
                     Some(old) if old.revision == obj.revision => {}
-                    Some(old) => changes.push(CacheEvent { kind: EventType::Modified, object: obj.clone(), prev: Some(old.clone()), revision: obj.revision }),
-                    None => changes.push(CacheEvent { kind: EventType::Added, object: obj.clone(), prev: None, revision: obj.revision }),
+                    Some(old) => changes.push(CacheEvent {
+                        kind: EventType::Modified,
+                        object: obj.clone(),
+                        prev: Some(old.clone()),
+                        revision: obj.revision,
+                    }),
+                    None => changes.push(CacheEvent {
+                        kind: EventType::Added,
+                        object: obj.clone(),
+                        prev: None,
+                        revision: obj.revision,
+                    }),
                 }
             }
             for (key, old) in &state.objects {
@@ -215,9 +228,21 @@ impl WatchCache {
                 };
                 let obj = Arc::new(obj);
                 let prev = state.objects.insert(obj.key.clone(), obj.clone());
-                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
                 let revision = obj.revision;
-                self.push(&mut state, CacheEvent { kind, object: obj, prev, revision });
+                self.push(
+                    &mut state,
+                    CacheEvent {
+                        kind,
+                        object: obj,
+                        prev,
+                        revision,
+                    },
+                );
             }
             WatchEvent::Delete { prev, revision } => {
                 let old = state.objects.remove(&prev.key);
@@ -229,13 +254,6 @@ impl WatchCache {
                     },
                 };
                 self.push(&mut state, deletion(last, revision));
-            }
-            WatchEvent::Progress(revision) => {
-                if revision > state.revision {
-                    state.revision = revision;
-                    let _ = self.revision.send(revision);
-                    let _ = self.events.send(CacheItem::Progress(revision));
-                }
             }
         }
     }
@@ -250,24 +268,26 @@ impl WatchCache {
             }
         }
         let _ = self.revision.send(state.revision);
-        let _ = self.events.send(CacheItem::Event(event));
+        let _ = self.events.send(event);
     }
 
     /// Forgets history up to `revision`, after storage compacted it, so the
     /// cache answers 410 for exactly what storage no longer has.
     pub async fn compacted(&self, revision: i64) {
         let mut state = self.state.write().await;
-        while state.history.front().is_some_and(|e| e.revision <= revision) {
+        while state
+            .history
+            .front()
+            .is_some_and(|e| e.revision <= revision)
+        {
             state.history.pop_front();
         }
         state.oldest = state.oldest.max(revision);
     }
 
-    /// Waits until the cache has seen `revision` (or `timeout` passes).
-    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
-        let mut rx = self.revision.subscribe();
-        let wait = rx.wait_for(|r| *r >= revision);
-        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)))
+    /// The newest revision the cache has applied.
+    pub fn revision(&self) -> i64 {
+        *self.revision.borrow()
     }
 
     /// The objects under `prefix` (a namespace's or the whole resource's)
@@ -301,64 +321,82 @@ impl WatchCache {
             let initial = state
                 .objects
                 .values()
-                .map(|o| Arc::new(CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, revision: o.revision }))
+                .map(|o| {
+                    Arc::new(CacheEvent {
+                        kind: EventType::Added,
+                        object: o.clone(),
+                        prev: None,
+                        revision: o.revision,
+                    })
+                })
                 .collect();
             return Ok((initial, state.revision, rx));
         }
         if from < state.oldest {
-            return Err(WatchStart::Replay { until: state.oldest });
+            return Err(WatchStart::Replay {
+                until: state.oldest,
+            });
         }
-        let replay = state.history.iter().filter(|e| e.revision > from).cloned().collect();
+        let replay = state
+            .history
+            .iter()
+            .filter(|e| e.revision > from)
+            .cloned()
+            .collect();
         Ok((replay, state.revision, rx))
     }
 
-    /// Reads the changes after `from` up to `until` straight from storage,
-    /// for a watcher older than the cache's window.
+    /// The changes after `from` up to `until`, read from storage as the
+    /// difference between the listings at both revisions, for a watcher
+    /// older than the cache's window. Intermediate states of an object are
+    /// folded into its last one, which level-triggered clients never miss;
+    /// a compacted `from` fails with [`StorageError::Compacted`].
     pub async fn replay_from_storage(
         &self,
         from: i64,
         until: i64,
     ) -> Result<Vec<Arc<CacheEvent>>, StorageError> {
-        let mut stream = self.storage.watch(&self.prefix, from).await?;
-        let mut out = Vec::new();
-        let mut last: BTreeMap<String, Arc<CachedObject>> = BTreeMap::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let next = tokio::time::timeout_at(deadline, stream.next()).await;
-            let ev = match next {
-                Ok(Some(ev)) => ev?,
-                Ok(None) => return Err(StorageError::Unavailable("replay watch ended".into())),
-                Err(_) => return Err(StorageError::Unavailable("replay did not catch up".into())),
-            };
-            match ev {
-                WatchEvent::Put { kv, created } => {
-                    if kv.mod_revision > until {
-                        break;
-                    }
-                    if let Some(obj) = CachedObject::from_kv(&kv) {
-                        let obj = Arc::new(obj);
-                        let prev = last.insert(obj.key.clone(), obj.clone());
-                        let kind = if created { EventType::Added } else { EventType::Modified };
-                        out.push(Arc::new(CacheEvent { kind, revision: obj.revision, object: obj, prev }));
-                    }
-                }
-                WatchEvent::Delete { prev, revision } => {
-                    if revision > until {
-                        break;
-                    }
-                    if let Some(obj) = CachedObject::from_kv(&prev) {
-                        last.remove(&obj.key);
-                        out.push(Arc::new(deletion(Arc::new(obj), revision)));
-                    }
-                }
-                WatchEvent::Progress(revision) => {
-                    if revision >= until {
-                        break;
-                    }
-                }
+        let before = self.storage.list(&self.prefix, "", from, 0).await?;
+        let after = self.storage.list(&self.prefix, "", until, 0).await?;
+        let old: BTreeMap<String, KeyValue> = before
+            .items
+            .into_iter()
+            .map(|kv| (kv.key.clone(), kv))
+            .collect();
+        let mut events = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for kv in after.items {
+            seen.insert(kv.key.clone());
+            let prev = old.get(&kv.key);
+            if prev.is_some_and(|p| p.mod_revision == kv.mod_revision) {
+                continue;
             }
+            let (Some(obj), prev) = (
+                CachedObject::from_kv(&kv),
+                prev.and_then(CachedObject::from_kv),
+            ) else {
+                continue;
+            };
+            let kind = if prev.is_some() {
+                EventType::Modified
+            } else {
+                EventType::Added
+            };
+            events.push(CacheEvent {
+                kind,
+                revision: obj.revision,
+                object: Arc::new(obj),
+                prev: prev.map(Arc::new),
+            });
         }
-        Ok(out)
+        for (key, kv) in &old {
+            if !seen.contains(key)
+                && let Some(obj) = CachedObject::from_kv(kv) {
+                    events.push(deletion(Arc::new(obj), until));
+                }
+        }
+        events.sort_by_key(|e| e.revision);
+        Ok(events.into_iter().map(Arc::new).collect())
     }
 
     /// The oldest revision a watch can start from without storage replay.
@@ -384,6 +422,16 @@ fn deletion(last: Arc<CachedObject>, revision: i64) -> CacheEvent {
     let mut value = last.value.clone();
     stamp_resource_version(&mut value, revision);
     let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
-    let object = Arc::new(CachedObject { key: last.key.clone(), value, bytes, revision });
-    CacheEvent { kind: EventType::Deleted, object, prev: Some(last), revision }
+    let object = Arc::new(CachedObject {
+        key: last.key.clone(),
+        value,
+        bytes,
+        revision,
+    });
+    CacheEvent {
+        kind: EventType::Deleted,
+        object,
+        prev: Some(last),
+        revision,
+    }
 }

@@ -1,1 +1,7 @@
-pub fn x(){}
+//! The end-to-end fixture: real etcd, the built Capstan binaries and the
+//! installed kubectl, on free loopback ports, torn down when dropped (also
+//! when a test fails). Tests wait for conditions with deadlines, never for
+//! fixed times.
+
+pub mod fixture;
+pub mod wait;

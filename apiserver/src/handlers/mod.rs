@@ -53,7 +53,10 @@ pub struct AppState {
 /// Paths anyone may read without credentials, as upstream's
 /// `system:public-info-viewer` role allows.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
 }
 
 fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response {
@@ -65,7 +68,11 @@ fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Resp
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
-    bytes_response(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+    bytes_response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 /// Parses the query string into a map (the last value of a repeated key wins).
@@ -75,14 +82,30 @@ fn parse_query(query: Option<&str>) -> ApiResult<HashMap<String, String>> {
         .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
 }
 
+/// Bytes of an oversized body still read (and dropped) before answering
+/// 413, so the client receives the answer instead of a reset stream.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
-async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large(MAX_BODY_BYTES)),
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            } else if total > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
     }
+    if total > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    Ok(buf.freeze())
 }
 
 /// The one entry point for every request.
@@ -91,7 +114,9 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
-    let watch_param = query.as_deref().is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"));
+    let watch_param = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"));
     let info = resolve(&method, &path, watch_param);
     let authenticated = req.extensions().get::<UserInfo>().is_some();
     let response = if !authenticated && !is_public(&path) {
@@ -99,17 +124,27 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
     } else {
         match &info {
             RequestInfo::Resource(r) => match parse_query(query.as_deref()) {
-                Ok(q) => resource::handle(&state, r, &q, req).await.unwrap_or_else(IntoResponse::into_response),
+                Ok(q) => resource::handle(&state, r, &q, req)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response),
                 Err(e) => e.into_response(),
             },
-            RequestInfo::NonResource { .. } => non_resource(&state, &path, req).await.unwrap_or_else(IntoResponse::into_response),
+            RequestInfo::NonResource { .. } => non_resource(&state, &path, req)
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
         }
     };
     let seconds = started.elapsed().as_secs_f64();
     let code = response.status().as_u16();
     match &info {
-        RequestInfo::Resource(r) => state.metrics.observe(r.verb, &r.group, &r.resource, &r.subresource, code, seconds),
-        RequestInfo::NonResource { verb, .. } => state.metrics.observe(verb, "", "", "", code, seconds),
+        RequestInfo::Resource(r) => {
+            state
+                .metrics
+                .observe(r.verb, &r.group, &r.resource, &r.subresource, code, seconds)
+        }
+        RequestInfo::NonResource { verb, .. } => {
+            state.metrics.observe(verb, "", "", "", code, seconds)
+        }
     }
     response
 }
@@ -119,31 +154,75 @@ async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<R
         return Err(ApiError::method_not_allowed(req.method().as_str(), path));
     }
     match path {
-        "/healthz" | "/livez" => return Ok(bytes_response(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())),
+        "/healthz" | "/livez" => {
+            return Ok(bytes_response(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                b"ok".to_vec(),
+            ));
+        }
         "/readyz" => {
             return match state.backend.storage.current_revision().await {
-                Ok(_) => Ok(bytes_response(StatusCode::OK, "text/plain; charset=utf-8", b"ok".to_vec())),
+                Ok(_) => Ok(bytes_response(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    b"ok".to_vec(),
+                )),
                 Err(e) => {
                     tracing::warn!(error = %e, "readyz: storage not reachable");
-                    Ok(bytes_response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", b"[-]etcd failed: reason withheld\nreadyz check failed".to_vec()))
+                    Ok(bytes_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain; charset=utf-8",
+                        b"[-]etcd failed: reason withheld\nreadyz check failed".to_vec(),
+                    ))
                 }
             };
         }
         "/version" => return Ok(json_response(StatusCode::OK, &crate::version::info())),
-        "/metrics" => return Ok(bytes_response(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render())),
-        "/openapi/v3" | "/openapi/v3/" => return Ok(bytes_response(StatusCode::OK, "application/json", state.openapi.index.clone())),
+        "/metrics" => {
+            return Ok(bytes_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                state.metrics.render(),
+            ));
+        }
+        "/openapi/v3" | "/openapi/v3/" => {
+            return Ok(bytes_response(
+                StatusCode::OK,
+                "application/json",
+                state.openapi.index.clone(),
+            ));
+        }
         _ => {}
     }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
         return match state.openapi.documents.get(doc) {
-            Some(b) => Ok(bytes_response(StatusCode::OK, "application/json", b.clone())),
+            Some(b) => Ok(bytes_response(
+                StatusCode::OK,
+                "application/json",
+                b.clone(),
+            )),
             None => Err(ApiError::path_not_found()),
         };
     }
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    match state.discovery.lookup(path, wants_aggregated_discovery(accept)) {
-        Some((body, true)) => Ok(bytes_response(StatusCode::OK, AGGREGATED_CONTENT_TYPE, body.to_vec())),
-        Some((body, false)) => Ok(bytes_response(StatusCode::OK, "application/json", body.to_vec())),
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    match state
+        .discovery
+        .lookup(path, wants_aggregated_discovery(accept))
+    {
+        Some((body, true)) => Ok(bytes_response(
+            StatusCode::OK,
+            AGGREGATED_CONTENT_TYPE,
+            body.to_vec(),
+        )),
+        Some((body, false)) => Ok(bytes_response(
+            StatusCode::OK,
+            "application/json",
+            body.to_vec(),
+        )),
         None => Err(ApiError::path_not_found()),
     }
 }

@@ -9,16 +9,32 @@ use serde_json::{Value, json};
 
 use super::{AppState, bytes_response, json_response, read_body};
 use crate::error::{ApiError, ApiResult};
-use crate::negotiation::{Format, content_essence, decode_body, decode_json, encode, response_format};
-use crate::registry::store::{DeleteOptions, Deleted, ListOptions, ListResult, Part, Patch, Store, WriteOptions};
+use crate::negotiation::{
+    Format, content_essence, decode_body, decode_json, encode, response_format,
+};
 use crate::registry::ResourceInfo;
+use crate::registry::store::{
+    DeleteOptions, Deleted, ListOptions, ListResult, Part, Patch, Store, WriteOptions,
+};
 use crate::request_info::ResourceRequest;
 use crate::selectors::{FieldSelector, Filter, LabelSelector};
 use crate::table::{self, IncludeObject};
 
-fn respond(info: &ResourceInfo, status: StatusCode, obj: &Value, format: Format, q: &HashMap<String, String>) -> ApiResult<Response> {
+fn respond(
+    info: &ResourceInfo,
+    status: StatusCode,
+    obj: &Value,
+    format: Format,
+    q: &HashMap<String, String>,
+) -> ApiResult<Response> {
     if format == Format::Table {
-        let t = table::build(info, std::iter::once(obj), IncludeObject::parse(q.get("includeObject").map(String::as_str)), None, None);
+        let t = table::build(
+            info,
+            std::iter::once(obj),
+            IncludeObject::parse(q.get("includeObject").map(String::as_str)),
+            None,
+            None,
+        );
         return Ok(json_response(status, &t));
     }
     let (body, content_type) = encode(obj, format)?;
@@ -27,8 +43,13 @@ fn respond(info: &ResourceInfo, status: StatusCode, obj: &Value, format: Format,
 
 /// Parses label and field selectors from the query.
 pub(super) fn filter(info: &ResourceInfo, q: &HashMap<String, String>) -> ApiResult<Filter> {
-    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""), info.strategy.field_labels()).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        info.strategy.field_labels(),
+    )
+    .map_err(ApiError::bad_request)?;
     Ok(Filter { labels, fields })
 }
 
@@ -36,7 +57,9 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(WriteOptions { dry_run: false }),
         Some("All") => Ok(WriteOptions { dry_run: true }),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}: supported values: \"All\""))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other:?}: supported values: \"All\""
+        ))),
     }
 }
 
@@ -50,8 +73,16 @@ fn part_for(info: &ResourceInfo, sub: &str) -> ApiResult<Part> {
 }
 
 /// Handles one resource request.
-pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<String, String>, req: Request) -> ApiResult<Response> {
-    let info = state.registry.lookup(&r.group, &r.version, &r.resource).ok_or_else(ApiError::path_not_found)?;
+pub(super) async fn handle(
+    state: &AppState,
+    r: &ResourceRequest,
+    q: &HashMap<String, String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let info = state
+        .registry
+        .lookup(&r.group, &r.version, &r.resource)
+        .ok_or_else(ApiError::path_not_found)?;
     if !r.subresource.is_empty() && !info.has_subresource(&r.subresource) {
         return Err(ApiError::path_not_found());
     }
@@ -59,9 +90,17 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
         return Err(ApiError::path_not_found());
     }
     let store = state.backend.store(info)?;
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let format = response_format(accept.as_deref())?;
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let ns = r.namespace.as_str();
     let name = r.name.as_str();
     match (r.verb, r.subresource.as_str()) {
@@ -74,12 +113,23 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
         ("watch", _) => super::watch::serve(&store, ns, name, q, format).await,
         ("create", "binding") => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let node = body
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if node.is_empty() {
-                return Err(ApiError::invalid("Binding", crate::error::Subject::new("", "bindings", name), vec![crate::error::FieldError::required("target.name", "")]));
+                return Err(ApiError::invalid(
+                    "Binding",
+                    crate::error::Subject::new("", "bindings", name),
+                    vec![crate::error::FieldError::required("target.name", "")],
+                ));
             }
             store.bind(ns, name, &node, &write_options(q)?).await?;
-            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         ("create", "") if name.is_empty() => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
@@ -89,21 +139,28 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
         ("update", sub) => {
             let part = part_for(info, sub)?;
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let updated = store.update(ns, name, body, part, &write_options(q)?).await?;
+            let updated = store
+                .update(ns, name, body, part, &write_options(q)?)
+                .await?;
             respond(info, StatusCode::OK, &updated, format, q)
         }
         ("patch", sub) => {
             let part = part_for(info, sub)?;
             let raw = read_body(req.into_body()).await?;
-            let patch = match content_essence(content_type.as_deref()).as_str() {
-                "application/merge-patch+json" => Patch::Merge(decode_json(&raw)?),
-                "application/json-patch+json" => {
-                    let v = decode_json(&raw)?;
-                    Patch::Json(serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?)
-                }
-                other => return Err(ApiError::unsupported_media_type(other)),
-            };
-            let patched = store.patch(ns, name, &patch, part, &write_options(q)?).await?;
+            let patch =
+                match content_essence(content_type.as_deref()).as_str() {
+                    "application/merge-patch+json" => Patch::Merge(decode_json(&raw)?),
+                    "application/json-patch+json" => {
+                        let v = decode_json(&raw)?;
+                        Patch::Json(serde_json::from_value(v).map_err(|e| {
+                            ApiError::bad_request(format!("invalid JSON patch: {e}"))
+                        })?)
+                    }
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                };
+            let patched = store
+                .patch(ns, name, &patch, part, &write_options(q)?)
+                .await?;
             respond(info, StatusCode::OK, &patched, format, q)
         }
         ("delete", "") => {
@@ -117,7 +174,15 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
         ("deletecollection", "") => {
             let raw = read_body(req.into_body()).await?;
             let opts = delete_options(q, &raw)?;
-            let listing = store.list(ns, &ListOptions { filter: filter(info, q)?, ..Default::default() }).await?;
+            let listing = store
+                .list(
+                    ns,
+                    &ListOptions {
+                        filter: filter(info, q)?,
+                        ..Default::default()
+                    },
+                )
+                .await?;
             let mut deleted = Vec::new();
             for obj in &listing.items {
                 let obj_ns = crate::registry::meta::namespace(&obj.value);
@@ -129,7 +194,17 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
                 }
             }
             let list = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": listing.revision.to_string()}, "items": deleted});
-            respond(info, StatusCode::OK, &list, if format == Format::Table { Format::Json } else { format }, q)
+            respond(
+                info,
+                StatusCode::OK,
+                &list,
+                if format == Format::Table {
+                    Format::Json
+                } else {
+                    format
+                },
+                q,
+            )
         }
         (verb, _) => Err(ApiError::method_not_allowed(verb, &r.resource)),
     }
@@ -137,35 +212,64 @@ pub(super) async fn handle(state: &AppState, r: &ResourceRequest, q: &HashMap<St
 
 /// DeleteOptions from the body (if any) and the query.
 fn delete_options(q: &HashMap<String, String>, raw: &[u8]) -> ApiResult<DeleteOptions> {
-    let body: Value = if raw.is_empty() { json!({}) } else { decode_json(raw)? };
+    let body: Value = if raw.is_empty() {
+        json!({})
+    } else {
+        decode_json(raw)?
+    };
     let grace = match q.get("gracePeriodSeconds") {
-        Some(g) => Some(g.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?),
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?,
+        ),
         None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
     let dry_run = q.get("dryRun").map(String::as_str) == Some("All")
-        || body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
-    let mut propagation = q.get("propagationPolicy").cloned().or_else(|| body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let mut propagation = q.get("propagationPolicy").cloned().or_else(|| {
+        body.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     if propagation.is_none() && body.get("orphanDependents") == Some(&Value::Bool(true)) {
         propagation = Some("Orphan".into());
     }
-    if let Some(p) = &propagation {
-        if !["Foreground", "Background", "Orphan"].contains(&p.as_str()) {
-            return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\"")));
+    if let Some(p) = &propagation
+        && !["Foreground", "Background", "Orphan"].contains(&p.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
         }
-    }
     Ok(DeleteOptions {
         grace_period_seconds: grace,
-        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
-        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string),
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         propagation_policy: propagation,
         dry_run,
     })
 }
 
-async fn list(store: &Store<'_>, ns: &str, q: &HashMap<String, String>, format: Format) -> ApiResult<Response> {
+async fn list(
+    store: &Store<'_>,
+    ns: &str,
+    q: &HashMap<String, String>,
+    format: Format,
+) -> ApiResult<Response> {
     let info = store.info();
     let limit = match q.get("limit") {
-        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?.max(0),
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?
+            .max(0),
         None => 0,
     };
     let opts = ListOptions {
@@ -173,17 +277,31 @@ async fn list(store: &Store<'_>, ns: &str, q: &HashMap<String, String>, format: 
         limit,
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q.get("resourceVersionMatch").filter(|m| !m.is_empty()).cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|m| !m.is_empty())
+            .cloned(),
     };
     let result = store.list(ns, &opts).await?;
     match format {
         Format::Table => {
-            let t = table::build(info, result.items.iter().map(|o| &o.value), IncludeObject::parse(q.get("includeObject").map(String::as_str)), Some(result.revision), result.continue_token.as_deref());
+            let t = table::build(
+                info,
+                result.items.iter().map(|o| &o.value),
+                IncludeObject::parse(q.get("includeObject").map(String::as_str)),
+                Some(result.revision),
+                result.continue_token.as_deref(),
+            );
             Ok(json_response(StatusCode::OK, &t))
         }
-        Format::Json => Ok(bytes_response(StatusCode::OK, "application/json", list_json(info, &result))),
+        Format::Json => Ok(bytes_response(
+            StatusCode::OK,
+            "application/json",
+            list_json(info, &result),
+        )),
         Format::Yaml => {
-            let v: Value = serde_json::from_slice(&list_json(info, &result)).map_err(ApiError::internal)?;
+            let v: Value =
+                serde_json::from_slice(&list_json(info, &result)).map_err(ApiError::internal)?;
             let (body, ct) = encode(&v, Format::Yaml)?;
             Ok(bytes_response(StatusCode::OK, ct, body))
         }
@@ -197,7 +315,8 @@ fn list_json(info: &ResourceInfo, result: &ListResult) -> Vec<u8> {
     if let Some(c) = &result.continue_token {
         metadata["continue"] = json!(c);
     }
-    let head = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata});
+    let head =
+        json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata});
     let mut out = serde_json::to_vec(&head).unwrap_or_default();
     out.pop(); // the closing brace
     out.extend_from_slice(b",\"items\":[");

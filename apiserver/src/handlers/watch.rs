@@ -24,12 +24,12 @@ use crate::registry::store::Store;
 use crate::selectors::Filter;
 use crate::storage::StorageError;
 use crate::table::{self, IncludeObject};
-use crate::watchcache::{CacheEvent, CacheItem, EventType, WatchCache, WatchStart};
+use crate::watchcache::{CacheEvent, EventType, WatchCache, WatchStart};
 
 /// Longest a watch stays open, as upstream's `--min-request-timeout`.
 const MAX_WATCH: Duration = Duration::from_secs(1800);
-/// Least time between two bookmarks.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+/// How often an idle watch with `allowWatchBookmarks` gets a bookmark.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 /// How a watcher wants events rendered.
 struct Render {
@@ -69,7 +69,8 @@ impl Render {
 }
 
 fn error_line(err: &ApiError) -> Bytes {
-    let mut b = serde_json::to_vec(&json!({"type": "ERROR", "object": err.status_body()})).unwrap_or_default();
+    let mut b = serde_json::to_vec(&json!({"type": "ERROR", "object": err.status_body()}))
+        .unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)
 }
@@ -95,19 +96,28 @@ fn visible(ev: &CacheEvent, prefix: &str, filter: &Filter) -> Option<&'static st
 }
 
 /// Starts a watch and streams it as the response body.
-pub(super) async fn serve(store: &Store<'_>, ns: &str, name: &str, q: &HashMap<String, String>, format: Format) -> ApiResult<Response> {
+pub(super) async fn serve(
+    store: &Store<'_>,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+    format: Format,
+) -> ApiResult<Response> {
     let info = store.info();
     let mut filter = filter(info, q)?;
     if !name.is_empty() {
         // A watch on a named path is a watch with metadata.name=<name>.
-        let named = crate::selectors::FieldSelector::parse(&format!("metadata.name={name}"), &[]).map_err(ApiError::bad_request)?;
+        let named = crate::selectors::FieldSelector::parse(&format!("metadata.name={name}"), &[])
+            .map_err(ApiError::bad_request)?;
         filter.fields = named;
     }
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let send_initial = q.get("sendInitialEvents").map(String::as_str) == Some("true");
     let from = match rv {
         "" | "0" => 0,
-        other => other.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {other:?}")))?,
+        other => other
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {other:?}")))?,
     };
     let from = if send_initial { 0 } else { from };
     let bookmarks = q.get("allowWatchBookmarks").map(String::as_str) == Some("true");
@@ -118,20 +128,41 @@ pub(super) async fn serve(store: &Store<'_>, ns: &str, name: &str, q: &HashMap<S
         .unwrap_or(MAX_WATCH)
         .min(MAX_WATCH);
     let table = (format == Format::Table).then(|| {
-        (store.info_arc(), IncludeObject::parse(q.get("includeObject").map(String::as_str)))
+        (
+            store.info_arc(),
+            IncludeObject::parse(q.get("includeObject").map(String::as_str)),
+        )
     });
-    let render = Render { info_kind: info.kind, api_version: info.api_version(), table };
+    let render = Render {
+        info_kind: info.kind,
+        api_version: info.api_version(),
+        table,
+    };
     let prefix = store.list_prefix(ns);
     let cache = store.cache().clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     tokio::spawn(async move {
-        let run = stream_events(cache, from, prefix, filter, render, bookmarks, send_initial, tx);
+        let run = stream_events(
+            cache,
+            from,
+            prefix,
+            filter,
+            render,
+            bookmarks,
+            send_initial,
+            tx,
+        );
         let _ = tokio::time::timeout(timeout, run).await;
     });
     let mut resp = Response::new(Body::from_stream(ReceiverStream::new(rx)));
     *resp.status_mut() = StatusCode::OK;
-    let content_type = if format == Format::Table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" };
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let content_type = if format == Format::Table {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    } else {
+        "application/json"
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(resp)
 }
 
@@ -156,62 +187,72 @@ async fn stream_events(
     let (initial, mut revision, mut rx) = loop {
         match cache.watch(start).await {
             Ok(ok) => break ok,
-            Err(WatchStart::Replay { until }) => match cache.replay_from_storage(start, until).await {
-                Ok(events) => {
-                    replayed.extend(events);
-                    start = until;
+            Err(WatchStart::Replay { until }) => {
+                match cache.replay_from_storage(start, until).await {
+                    Ok(events) => {
+                        replayed.extend(events);
+                        start = until;
+                    }
+                    Err(StorageError::Compacted { .. }) => {
+                        let oldest = cache.oldest().await;
+                        let _ = send(error_line(&ApiError::too_old_resource_version(
+                            from, oldest,
+                        )))
+                        .await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = send(error_line(&ApiError::unavailable(e))).await;
+                        return;
+                    }
                 }
-                Err(StorageError::Compacted { .. }) => {
-                    let oldest = cache.oldest().await;
-                    let _ = send(error_line(&ApiError::too_old_resource_version(from, oldest))).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = send(error_line(&ApiError::unavailable(e))).await;
-                    return;
-                }
-            },
-        }
-    };
-    for ev in replayed.iter().chain(initial.iter()) {
-        let kind = if from == 0 { Some("ADDED").filter(|_| ev.object.key.starts_with(&prefix) && filter.matches(&ev.object.value)) } else { visible(ev, &prefix, &filter) };
-        if let Some(kind) = kind {
-            if !send(render.event(kind, &ev.object)).await {
-                return;
             }
         }
+    };
+    // A client may already hold a newer revision than the cache (from a
+    // consistent list): nothing at or below it is sent again.
+    revision = revision.max(from);
+    for ev in replayed.iter().chain(initial.iter()) {
+        let kind = if from == 0 {
+            Some("ADDED")
+                .filter(|_| ev.object.key.starts_with(&prefix) && filter.matches(&ev.object.value))
+        } else {
+            visible(ev, &prefix, &filter)
+        };
+        if let Some(kind) = kind
+            && !send(render.event(kind, &ev.object)).await {
+                return;
+            }
         revision = revision.max(ev.revision);
     }
     if send_initial && !send(render.bookmark(revision, true)).await {
         return;
     }
-    let mut last_bookmark = tokio::time::Instant::now();
+    let mut bookmark =
+        tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
     loop {
-        match rx.recv().await {
-            Ok(CacheItem::Event(ev)) => {
-                if ev.revision <= revision {
-                    continue;
-                }
-                revision = ev.revision;
-                if let Some(kind) = visible(&ev, &prefix, &filter) {
-                    if !send(render.event(kind, &ev.object)).await {
-                        return;
+        tokio::select! {
+            received = rx.recv() => match received {
+                Ok(ev) => {
+                    if ev.revision <= revision {
+                        continue;
                     }
+                    revision = ev.revision;
+                    if let Some(kind) = visible(&ev, &prefix, &filter)
+                        && !send(render.event(kind, &ev.object)).await {
+                            return;
+                        }
+                }
+                // Too slow a reader: end the stream; the client resumes from
+                // its last resourceVersion, served from the cache's history.
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = bookmark.tick() => {
+                if bookmarks && !send(render.bookmark(revision, false)).await {
+                    return;
                 }
             }
-            Ok(CacheItem::Progress(r)) => {
-                revision = revision.max(r);
-                if bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
-                    last_bookmark = tokio::time::Instant::now();
-                    if !send(render.bookmark(revision, false)).await {
-                        return;
-                    }
-                }
-            }
-            // Too slow a reader: end the stream; the client resumes from
-            // its last resourceVersion, served from the cache's history.
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -68,7 +68,11 @@ impl Row {
 
 fn info<K>(row: Row) -> ResourceInfo
 where
-    K: Resource + k8s_openapi::ListableResource + DeserializeOwned + Serialize + schemars::JsonSchema,
+    K: Resource
+        + k8s_openapi::ListableResource
+        + DeserializeOwned
+        + Serialize
+        + schemars::JsonSchema,
     K::Scope: 'static,
 {
     ResourceInfo {
@@ -98,37 +102,101 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<core::Endpoints>(row(s::Plain::default()).short(&["ep"])),
         info::<core::Event>(row(s::Plain::default().names(s::NameRule::Path)).short(&["ev"])),
         info::<core::LimitRange>(row(s::Plain::default()).short(&["limits"])),
-        info::<core::Namespace>(row(s::NamespaceStrategy).short(&["ns"]).subs(&["status", "finalize"])),
+        info::<core::Namespace>(
+            row(s::NamespaceStrategy)
+                .short(&["ns"])
+                .subs(&["status", "finalize"]),
+        ),
         info::<core::Node>(row(s::NodeStrategy).short(&["no"]).subs(STATUS)),
-        info::<core::PersistentVolumeClaim>(row(s::Plain::with_status().initial_phase("Pending")).short(&["pvc"]).subs(STATUS)),
-        info::<core::PersistentVolume>(row(s::Plain::with_status().initial_phase("Pending")).short(&["pv"]).subs(STATUS)),
-        info::<core::Pod>(row(s::PodStrategy).short(&["po"]).all().subs(&["status", "binding"])),
-        info::<core::ReplicationController>(row(s::Workload::replicated()).short(&["rc"]).all().subs(STATUS)),
+        info::<core::PersistentVolumeClaim>(
+            row(s::Plain::with_status().initial_phase("Pending"))
+                .short(&["pvc"])
+                .subs(STATUS),
+        ),
+        info::<core::PersistentVolume>(
+            row(s::Plain::with_status().initial_phase("Pending"))
+                .short(&["pv"])
+                .subs(STATUS),
+        ),
+        info::<core::Pod>(
+            row(s::PodStrategy)
+                .short(&["po"])
+                .all()
+                .subs(&["status", "binding"]),
+        ),
+        info::<core::ReplicationController>(
+            row(s::Workload::replicated())
+                .short(&["rc"])
+                .all()
+                .subs(STATUS),
+        ),
         info::<core::ResourceQuota>(row(s::Plain::with_status()).short(&["quota"]).subs(STATUS)),
         info::<core::Secret>(row(s::SecretStrategy)),
         info::<core::ServiceAccount>(row(s::Plain::default()).short(&["sa"])),
         info::<core::Service>(row(s::ServiceStrategy).short(&["svc"]).all().subs(STATUS)),
         // apps/v1
         info::<apps::ControllerRevision>(row(s::Plain::default())),
-        info::<apps::DaemonSet>(row(s::Workload::daemon_set()).short(&["ds"]).all().subs(STATUS)),
-        info::<apps::Deployment>(row(s::Workload::deployment()).short(&["deploy"]).all().subs(STATUS)),
-        info::<apps::ReplicaSet>(row(s::Workload::replicated()).short(&["rs"]).all().subs(STATUS)),
-        info::<apps::StatefulSet>(row(s::Workload::stateful_set()).short(&["sts"]).all().subs(STATUS)),
+        info::<apps::DaemonSet>(
+            row(s::Workload::daemon_set())
+                .short(&["ds"])
+                .all()
+                .subs(STATUS),
+        ),
+        info::<apps::Deployment>(
+            row(s::Workload::deployment())
+                .short(&["deploy"])
+                .all()
+                .subs(STATUS),
+        ),
+        info::<apps::ReplicaSet>(
+            row(s::Workload::replicated())
+                .short(&["rs"])
+                .all()
+                .subs(STATUS),
+        ),
+        info::<apps::StatefulSet>(
+            row(s::Workload::stateful_set())
+                .short(&["sts"])
+                .all()
+                .subs(STATUS),
+        ),
         // autoscaling/v2
-        info::<autoscaling::HorizontalPodAutoscaler>(row(s::Plain::with_status().generation()).short(&["hpa"]).all().subs(STATUS)),
+        info::<autoscaling::HorizontalPodAutoscaler>(
+            row(s::Plain::with_status().generation())
+                .short(&["hpa"])
+                .all()
+                .subs(STATUS),
+        ),
         // batch/v1
-        info::<batch::CronJob>(row(s::Workload::cron_job()).short(&["cj"]).all().subs(STATUS)),
+        info::<batch::CronJob>(
+            row(s::Workload::cron_job())
+                .short(&["cj"])
+                .all()
+                .subs(STATUS),
+        ),
         info::<batch::Job>(row(s::Workload::job()).all().subs(STATUS)),
         // coordination.k8s.io/v1
         info::<coordination::Lease>(row(s::Plain::default())),
         // discovery.k8s.io/v1
         info::<discovery::EndpointSlice>(row(s::Plain::default())),
         // events.k8s.io/v1 (stored apart from core/v1 events: no conversion yet)
-        info::<events::Event>(row(s::Plain::default().names(s::NameRule::Path)).short(&["ev"]).stored_as("events.k8s.io/events")),
+        info::<events::Event>(
+            row(s::Plain::default().names(s::NameRule::Path))
+                .short(&["ev"])
+                .stored_as("events.k8s.io/events"),
+        ),
         // networking.k8s.io/v1
-        info::<networking::Ingress>(row(s::Plain::with_status().generation()).short(&["ing"]).subs(STATUS)),
+        info::<networking::Ingress>(
+            row(s::Plain::with_status().generation())
+                .short(&["ing"])
+                .subs(STATUS),
+        ),
         // policy/v1
-        info::<policy::PodDisruptionBudget>(row(s::Plain::with_status().generation()).short(&["pdb"]).subs(STATUS)),
+        info::<policy::PodDisruptionBudget>(
+            row(s::Plain::with_status().generation())
+                .short(&["pdb"])
+                .subs(STATUS),
+        ),
         // scheduling.k8s.io/v1
         info::<scheduling::PriorityClass>(row(s::Plain::default()).short(&["pc"])),
         // storage.k8s.io/v1

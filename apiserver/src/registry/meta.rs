@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 /// `metadata.<field>` as a string, or "".
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// The object's name.
@@ -23,7 +26,9 @@ pub fn namespace(obj: &Value) -> &str {
 /// The `metadata` map, created if missing (or replaced if not an object).
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let root = ensure_object(obj);
-    let meta = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     ensure_object(meta)
 }
 
@@ -54,7 +59,9 @@ pub fn string_map(obj: &Value, field: &str) -> BTreeMap<String, String> {
         .and_then(|m| m.get(field))
         .and_then(Value::as_object)
         .map(|m| {
-            m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
         })
         .unwrap_or_default()
 }
@@ -69,7 +76,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -99,7 +110,9 @@ pub fn default_at(obj: &mut Value, path: &[&str], value: Value) {
     let mut cur = obj;
     for p in parents {
         let map = ensure_object(cur);
-        cur = map.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     let map = ensure_object(cur);
     match map.get(*last) {
@@ -112,7 +125,9 @@ pub fn default_at(obj: &mut Value, path: &[&str], value: Value) {
 
 /// The current time as upstream's RFC 3339 seconds timestamp.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// An RFC 3339 timestamp `seconds` from now.
@@ -131,7 +146,10 @@ mod tests {
         let mut obj = json!({"spec": {"replicas": 3}});
         default_at(&mut obj, &["spec", "replicas"], json!(1));
         default_at(&mut obj, &["spec", "revisionHistoryLimit"], json!(10));
-        assert_eq!(obj, json!({"spec": {"replicas": 3, "revisionHistoryLimit": 10}}));
+        assert_eq!(
+            obj,
+            json!({"spec": {"replicas": 3, "revisionHistoryLimit": 10}})
+        );
     }
 
     #[test]

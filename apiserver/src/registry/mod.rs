@@ -92,14 +92,24 @@ impl Registry {
         let resources: Vec<Arc<ResourceInfo>> = rows.into_iter().map(Arc::new).collect();
         let by_path = resources
             .iter()
-            .map(|r| ((r.group.to_string(), r.version.to_string(), r.plural.to_string()), r.clone()))
+            .map(|r| {
+                (
+                    (
+                        r.group.to_string(),
+                        r.version.to_string(),
+                        r.plural.to_string(),
+                    ),
+                    r.clone(),
+                )
+            })
             .collect();
         Registry { resources, by_path }
     }
 
     /// Finds a resource by its URL coordinates.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<ResourceInfo>> {
-        self.by_path.get(&(group.to_string(), version.to_string(), plural.to_string()))
+        self.by_path
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
     }
 
     /// Every resource, in table order.
@@ -130,6 +140,8 @@ impl Registry {
         group: &'a str,
         version: &'a str,
     ) -> impl Iterator<Item = &'a Arc<ResourceInfo>> + 'a {
-        self.resources.iter().filter(move |r| r.group == group && r.version == version)
+        self.resources
+            .iter()
+            .filter(move |r| r.group == group && r.version == version)
     }
 }

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -19,9 +18,6 @@ use crate::selectors::Filter;
 use crate::storage::{Storage, StorageError};
 use crate::validation::{validate_labels_and_annotations, validate_name};
 use crate::watchcache::{CachedObject, WatchCache, stamp_resource_version};
-
-/// How long a read may wait for the cache to reach a requested version.
-const CACHE_WAIT: Duration = Duration::from_secs(3);
 
 /// Storage plus the watch caches: what every store shares.
 pub struct Backend {
@@ -39,11 +35,17 @@ impl Backend {
         let prefix = prefix.trim_end_matches('/').to_string();
         let mut caches = HashMap::new();
         for r in resources {
-            caches.entry(r.storage_resource.to_string()).or_insert_with(|| {
-                WatchCache::start(storage.clone(), format!("{prefix}/{}/", r.storage_resource))
-            });
+            caches
+                .entry(r.storage_resource.to_string())
+                .or_insert_with(|| {
+                    WatchCache::start(storage.clone(), format!("{prefix}/{}/", r.storage_resource))
+                });
         }
-        Backend { storage, prefix, caches }
+        Backend {
+            storage,
+            prefix,
+            caches,
+        }
     }
 
     /// The store of one resource.
@@ -52,7 +54,11 @@ impl Backend {
             .caches
             .get(info.storage_resource)
             .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", info.plural)))?;
-        Ok(Store { backend: self, info, cache })
+        Ok(Store {
+            backend: self,
+            info,
+            cache,
+        })
     }
 }
 
@@ -156,9 +162,10 @@ fn storage_error(e: StorageError, subject: Subject) -> ApiError {
             subject,
             "the object has been modified; please apply your changes to the latest version and try again",
         ),
-        StorageError::Compacted { requested, compacted } => {
-            ApiError::too_old_resource_version(requested, compacted)
-        }
+        StorageError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::too_old_resource_version(requested, compacted),
         StorageError::FutureRevision(r) => {
             ApiError::timeout(format!("Too large resource version: {r}, current: unknown"))
         }
@@ -172,8 +179,9 @@ const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 fn generate_name(base: &str) -> String {
     let mut rng = rand::rng();
     let base: String = base.chars().take(58).collect();
-    let suffix: String =
-        (0..5).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
+        .collect();
     format!("{base}{suffix}")
 }
 
@@ -182,7 +190,9 @@ fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -215,16 +225,25 @@ impl<'a> Store<'a> {
     /// The storage key of an object.
     pub fn key(&self, ns: &str, name: &str) -> String {
         if self.info.namespaced {
-            format!("{}/{}/{ns}/{name}", self.backend.prefix, self.info.storage_resource)
+            format!(
+                "{}/{}/{ns}/{name}",
+                self.backend.prefix, self.info.storage_resource
+            )
         } else {
-            format!("{}/{}/{name}", self.backend.prefix, self.info.storage_resource)
+            format!(
+                "{}/{}/{name}",
+                self.backend.prefix, self.info.storage_resource
+            )
         }
     }
 
     /// The key prefix of a list (one namespace, or all).
     pub fn list_prefix(&self, ns: &str) -> String {
         if self.info.namespaced && !ns.is_empty() {
-            format!("{}/{}/{ns}/", self.backend.prefix, self.info.storage_resource)
+            format!(
+                "{}/{}/{ns}/",
+                self.backend.prefix, self.info.storage_resource
+            )
         } else {
             format!("{}/{}/", self.backend.prefix, self.info.storage_resource)
         }
@@ -238,7 +257,9 @@ impl<'a> Store<'a> {
     /// kind's type: wrong field types are refused with 400.
     pub fn decode(&self, mut obj: Value) -> ApiResult<Value> {
         let Some(map) = obj.as_object_mut() else {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         };
         let api_version = self.info.api_version();
         match map.get("kind").and_then(Value::as_str) {
@@ -273,9 +294,16 @@ impl<'a> Store<'a> {
         let mut errs = Vec::new();
         let n = name(obj);
         if n.is_empty() {
-            errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+            errs.push(FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            ));
         } else {
-            errs.extend(validate_name("metadata.name", n, self.info.strategy.name_rule()));
+            errs.extend(validate_name(
+                "metadata.name",
+                n,
+                self.info.strategy.name_rule(),
+            ));
         }
         if self.info.namespaced && namespace(obj).is_empty() {
             errs.push(FieldError::required("metadata.namespace", ""));
@@ -285,7 +313,11 @@ impl<'a> Store<'a> {
     }
 
     fn invalid(&self, obj: &Value, errs: Vec<FieldError>) -> ApiError {
-        ApiError::invalid(self.info.kind, Subject::new(self.info.group, self.info.plural, name(obj)), errs)
+        ApiError::invalid(
+            self.info.kind,
+            Subject::new(self.info.group, self.info.plural, name(obj)),
+            errs,
+        )
     }
 
     /// Refuses writes into a namespace that is missing (404) or terminating
@@ -312,7 +344,9 @@ impl<'a> Store<'a> {
         if is_terminating(&ns_obj) {
             return Err(ApiError::forbidden(
                 self.subject(name_for_error),
-                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
             ));
         }
         Ok(())
@@ -339,7 +373,12 @@ impl<'a> Store<'a> {
                 meta::set_meta(&mut obj, "name", json!(generate_name(&base)));
             }
         }
-        for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for f in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta::remove_meta(&mut obj, f);
         }
         meta::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
@@ -350,11 +389,10 @@ impl<'a> Store<'a> {
             meta::remove_meta(&mut obj, "generation");
         }
         let strategy = &self.info.strategy;
-        if strategy.has_status() {
-            if let Some(m) = obj.as_object_mut() {
+        if strategy.has_status()
+            && let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
-        }
         strategy.apply_defaults(&mut obj);
         strategy.prepare_for_create(&mut obj);
         let mut errs = self.validate_meta(&obj);
@@ -392,7 +430,8 @@ impl<'a> Store<'a> {
             .get(&self.key(ns, name))
             .await
             .map_err(|e| storage_error(e, self.subject(name)))?;
-        CachedObject::from_kv(&kv).ok_or_else(|| ApiError::internal(format!("undecodable object at {}", kv.key)))
+        CachedObject::from_kv(&kv)
+            .ok_or_else(|| ApiError::internal(format!("undecodable object at {}", kv.key)))
     }
 
     /// Replaces an object (PUT). A `resourceVersion` in the body makes it a
@@ -421,13 +460,20 @@ impl<'a> Store<'a> {
         loop {
             let current = match self.get_cached(ns, obj_name).await {
                 Ok(c) => c,
-                Err(e) if e.reason == "NotFound" && self.info.strategy.allow_create_on_update() && part == Part::Main => {
+                Err(e)
+                    if e.reason == "NotFound"
+                        && self.info.strategy.allow_create_on_update()
+                        && part == Part::Main =>
+                {
                     return self.create(ns, new, opts).await;
                 }
                 Err(e) => return Err(e),
             };
             if !expected.is_empty() && parse_resource_version(&expected)? != current.revision {
-                return Err(storage_error(StorageError::Conflict, self.subject(obj_name)));
+                return Err(storage_error(
+                    StorageError::Conflict,
+                    self.subject(obj_name),
+                ));
             }
             match self.write_update(current, new.clone(), part, opts).await {
                 Err(e) if e.reason == "Conflict" && expected.is_empty() => continue,
@@ -462,10 +508,20 @@ impl<'a> Store<'a> {
             let pinned = meta::meta_str(&doc, "resourceVersion").to_string();
             let pinned_by_patch = !pinned.is_empty() && pinned != current.revision.to_string();
             if pinned_by_patch {
-                return Err(storage_error(StorageError::Conflict, self.subject(obj_name)));
+                return Err(storage_error(
+                    StorageError::Conflict,
+                    self.subject(obj_name),
+                ));
             }
             if name(&doc) != obj_name {
-                return Err(self.invalid(&doc, vec![FieldError::invalid("metadata.name", &json!(name(&doc)), "field is immutable")]));
+                return Err(self.invalid(
+                    &doc,
+                    vec![FieldError::invalid(
+                        "metadata.name",
+                        &json!(name(&doc)),
+                        "field is immutable",
+                    )],
+                ));
             }
             let new = self.decode(doc)?;
             match self.write_update(current, new, part, opts).await {
@@ -491,7 +547,10 @@ impl<'a> Store<'a> {
         if !new_uid.is_empty() && new_uid != meta::meta_str(&old, "uid") {
             return Err(ApiError::conflict(
                 self.subject(&obj_name),
-                &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {}", meta::meta_str(&old, "uid")),
+                &format!(
+                    "Precondition failed: UID in precondition: {new_uid}, UID in object meta: {}",
+                    meta::meta_str(&old, "uid")
+                ),
             ));
         }
         match part {
@@ -520,13 +579,23 @@ impl<'a> Store<'a> {
                 }
             }
             Part::Finalize => {
-                let fin = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                let fin = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
                 new = old.clone();
                 new["spec"]["finalizers"] = fin;
             }
         }
         // Fields only the server sets are carried over from the stored object.
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+        ] {
             match old.pointer(&format!("/metadata/{f}")) {
                 Some(v) => meta::set_meta(&mut new, f, v.clone()),
                 None => meta::remove_meta(&mut new, f),
@@ -538,7 +607,10 @@ impl<'a> Store<'a> {
             strategy.prepare_for_update(&mut new, &old);
         }
         if strategy.tracks_generation() && spec_part(&new) != spec_part(&old) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta::set_meta(&mut new, "generation", json!(generation + 1));
         }
         let mut errs = self.validate_meta(&new);
@@ -546,7 +618,10 @@ impl<'a> Store<'a> {
         if is_terminating(&old) {
             let before = finalizers(&old);
             if finalizers(&new).iter().any(|f| !before.contains(f)) {
-                errs.push(FieldError::forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted"));
+                errs.push(FieldError::forbidden(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted",
+                ));
             }
         }
         if !errs.is_empty() {
@@ -581,21 +656,39 @@ impl<'a> Store<'a> {
 
     /// Binds a pod to a node (the `binding` subresource): sets
     /// `spec.nodeName` once and marks the pod scheduled.
-    pub async fn bind(&self, ns: &str, pod: &str, node: &str, opts: &WriteOptions) -> ApiResult<Value> {
+    pub async fn bind(
+        &self,
+        ns: &str,
+        pod: &str,
+        node: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
         let subject = Subject::new("", "pods/binding", pod);
         loop {
             let current = self.get_cached(ns, pod).await?;
             let mut new = current.value.clone();
-            let assigned = new.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_string();
+            let assigned = new
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !assigned.is_empty() {
-                return Err(ApiError::conflict(subject, &format!("pod {pod} is already assigned to node {assigned:?}")));
+                return Err(ApiError::conflict(
+                    subject,
+                    &format!("pod {pod} is already assigned to node {assigned:?}"),
+                ));
             }
             if is_terminating(&new) {
-                return Err(ApiError::conflict(subject, &format!("pod {pod} is being deleted, cannot be assigned to a host")));
+                return Err(ApiError::conflict(
+                    subject,
+                    &format!("pod {pod} is being deleted, cannot be assigned to a host"),
+                ));
             }
             new["spec"]["nodeName"] = json!(node);
             let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now_rfc3339()});
-            let conditions = meta::ensure_object(&mut new["status"]).entry("conditions").or_insert_with(|| json!([]));
+            let conditions = meta::ensure_object(&mut new["status"])
+                .entry("conditions")
+                .or_insert_with(|| json!([]));
             if let Some(list) = conditions.as_array_mut() {
                 list.retain(|c| c.get("type") != Some(&json!("PodScheduled")));
                 list.push(condition);
@@ -605,7 +698,12 @@ impl<'a> Store<'a> {
                 return Ok(new);
             }
             let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
-            match self.backend.storage.update(&current.key, bytes, current.revision).await {
+            match self
+                .backend
+                .storage
+                .update(&current.key, bytes, current.revision)
+                .await
+            {
                 Ok(revision) => {
                     stamp_resource_version(&mut new, revision);
                     return Ok(new);
@@ -623,32 +721,59 @@ impl<'a> Store<'a> {
         if !is_terminating(obj) || !finalizers(obj).is_empty() {
             return false;
         }
-        let grace = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
-        let spec_finalizers = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let grace = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let spec_finalizers = obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
         grace == 0 && !(self.info.kind == "Namespace" && spec_finalizers)
     }
 
     /// Deletes an object, or marks it for deletion when finalizers or a
     /// grace period hold it.
-    pub async fn delete(&self, ns: &str, obj_name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+    pub async fn delete(
+        &self,
+        ns: &str,
+        obj_name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         loop {
             let current = self.get_cached(ns, obj_name).await?;
             let old = &current.value;
-            if let Some(uid) = &opts.uid {
-                if uid != meta::meta_str(old, "uid") {
-                    return Err(ApiError::conflict(self.subject(obj_name), &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::meta_str(old, "uid"))));
+            if let Some(uid) = &opts.uid
+                && uid != meta::meta_str(old, "uid") {
+                    return Err(ApiError::conflict(
+                        self.subject(obj_name),
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta::meta_str(old, "uid")
+                        ),
+                    ));
                 }
-            }
-            if let Some(rv) = &opts.resource_version {
-                if *rv != current.revision.to_string() {
-                    return Err(ApiError::conflict(self.subject(obj_name), &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.revision)));
+            if let Some(rv) = &opts.resource_version
+                && *rv != current.revision.to_string() {
+                    return Err(ApiError::conflict(
+                        self.subject(obj_name),
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            current.revision
+                        ),
+                    ));
                 }
-            }
-            let grace = self.info.strategy.grace_period(old, opts.grace_period_seconds).unwrap_or(0);
+            let grace = self
+                .info
+                .strategy
+                .grace_period(old, opts.grace_period_seconds)
+                .unwrap_or(0);
             let mut marked = old.clone();
             let mut fins = finalizers(old);
             match opts.propagation_policy.as_deref() {
-                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => {
+                    fins.push("foregroundDeletion".into())
+                }
                 Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
                 _ => {}
             }
@@ -659,9 +784,15 @@ impl<'a> Store<'a> {
             let held = !fins.is_empty() || grace > 0 || namespace_held;
             if held {
                 let already = is_terminating(old);
-                let old_grace = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                let old_grace = old
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
                 if !already || old_grace.is_some_and(|g| grace < g) {
-                    meta::set_meta(&mut marked, "deletionTimestamp", json!(meta::rfc3339_after(grace)));
+                    meta::set_meta(
+                        &mut marked,
+                        "deletionTimestamp",
+                        json!(meta::rfc3339_after(grace)),
+                    );
                     meta::set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
                 }
                 if namespace_held {
@@ -675,12 +806,19 @@ impl<'a> Store<'a> {
                 }
                 meta::remove_meta(&mut marked, "resourceVersion");
                 let bytes = Bytes::from(serde_json::to_vec(&marked).map_err(ApiError::internal)?);
-                match self.backend.storage.update(&current.key, bytes, current.revision).await {
+                match self
+                    .backend
+                    .storage
+                    .update(&current.key, bytes, current.revision)
+                    .await
+                {
                     Ok(revision) => {
                         stamp_resource_version(&mut marked, revision);
                         if self.ready_to_remove(&marked) {
                             match self.backend.storage.delete(&current.key, revision).await {
-                                Ok(_) | Err(StorageError::NotFound) => return Ok(Deleted::Gone(marked)),
+                                Ok(_) | Err(StorageError::NotFound) => {
+                                    return Ok(Deleted::Gone(marked));
+                                }
                                 Err(StorageError::Conflict) => continue,
                                 Err(e) => return Err(storage_error(e, self.subject(obj_name))),
                             }
@@ -694,7 +832,12 @@ impl<'a> Store<'a> {
             if opts.dry_run {
                 return Ok(Deleted::Gone(old.clone()));
             }
-            match self.backend.storage.delete(&current.key, current.revision).await {
+            match self
+                .backend
+                .storage
+                .delete(&current.key, current.revision)
+                .await
+            {
                 Ok(_) => return Ok(Deleted::Gone(old.clone())),
                 Err(StorageError::Conflict) => continue,
                 Err(e) => return Err(storage_error(e, self.subject(obj_name))),
@@ -709,9 +852,14 @@ impl<'a> Store<'a> {
         let prefix = self.list_prefix(ns);
         if let Some(token) = &opts.continue_token {
             let token = decode_continue(token)?;
-            let start = format!("{}/{}/{}", self.backend.prefix, self.info.storage_resource, token.start);
+            let start = format!(
+                "{}/{}/{}",
+                self.backend.prefix, self.info.storage_resource, token.start
+            );
             if !start.starts_with(&prefix) {
-                return Err(ApiError::bad_request("continue key is not valid for this list"));
+                return Err(ApiError::bad_request(
+                    "continue key is not valid for this list",
+                ));
             }
             return self.list_storage(&prefix, &start, token.rv, opts).await.map_err(|e| {
                 if e.reason == "Expired" {
@@ -725,10 +873,16 @@ impl<'a> Store<'a> {
         let exact = opts.resource_version_match.as_deref() == Some("Exact");
         match opts.resource_version_match.as_deref() {
             None | Some("") | Some("Exact") | Some("NotOlderThan") => {}
-            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
         }
         if opts.resource_version_match.is_some() && rv.is_none() {
-            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         match rv {
             None => self.list_storage(&prefix, "", 0, opts).await,
@@ -738,25 +892,45 @@ impl<'a> Store<'a> {
             }
             Some(rv) => {
                 let revision = parse_resource_version(rv)?;
-                if revision > 0 && !self.cache.wait_for(revision, CACHE_WAIT).await {
-                    return Err(ApiError::timeout(format!("Too large resource version: {revision}")));
+                if self.cache.revision() < revision {
+                    // The cache has not seen that version yet: a consistent
+                    // read from storage is newer still, so it satisfies
+                    // "not older than".
+                    return self.list_storage(&prefix, "", 0, opts).await;
                 }
                 let (objects, revision) = self.cache.snapshot(&prefix).await;
-                let items = objects.into_iter().filter(|o| opts.filter.matches(&o.value)).collect();
-                Ok(ListResult { items, revision, continue_token: None })
+                let items = objects
+                    .into_iter()
+                    .filter(|o| opts.filter.matches(&o.value))
+                    .collect();
+                Ok(ListResult {
+                    items,
+                    revision,
+                    continue_token: None,
+                })
             }
         }
     }
 
     /// Reads a list straight from storage at `revision` (latest when 0),
     /// page by page until `limit` matching objects are found.
-    async fn list_storage(&self, prefix: &str, start: &str, revision: i64, opts: &ListOptions) -> ApiResult<ListResult> {
+    async fn list_storage(
+        &self,
+        prefix: &str,
+        start: &str,
+        revision: i64,
+        opts: &ListOptions,
+    ) -> ApiResult<ListResult> {
         let subject = self.subject("");
         let mut items = Vec::new();
         let mut from = start.to_string();
         let mut at = revision;
         loop {
-            let need = if opts.limit > 0 { opts.limit - items.len() as i64 } else { 0 };
+            let need = if opts.limit > 0 {
+                opts.limit - items.len() as i64
+            } else {
+                0
+            };
             let page = self
                 .backend
                 .storage
@@ -767,21 +941,36 @@ impl<'a> Store<'a> {
             let mut last_key = None;
             for kv in &page.items {
                 last_key = Some(kv.key.clone());
-                if let Some(obj) = CachedObject::from_kv(kv) {
-                    if opts.filter.matches(&obj.value) {
+                if let Some(obj) = CachedObject::from_kv(kv)
+                    && opts.filter.matches(&obj.value) {
                         items.push(Arc::new(obj));
                     }
-                }
             }
             let (true, Some(last)) = (page.more, last_key) else {
-                return Ok(ListResult { items, revision: at, continue_token: None });
+                return Ok(ListResult {
+                    items,
+                    revision: at,
+                    continue_token: None,
+                });
             };
             from = format!("{last}\u{0}");
             if opts.limit > 0 && items.len() as i64 >= opts.limit {
-                let resource_prefix = format!("{}/{}/", self.backend.prefix, self.info.storage_resource);
-                let relative = from.strip_prefix(&resource_prefix).unwrap_or(&from).to_string();
-                let token = encode_continue(&ContinueToken { v: "meta.k8s.io/v1".into(), rv: at, start: relative });
-                return Ok(ListResult { items, revision: at, continue_token: Some(token) });
+                let resource_prefix =
+                    format!("{}/{}/", self.backend.prefix, self.info.storage_resource);
+                let relative = from
+                    .strip_prefix(&resource_prefix)
+                    .unwrap_or(&from)
+                    .to_string();
+                let token = encode_continue(&ContinueToken {
+                    v: "meta.k8s.io/v1".into(),
+                    rv: at,
+                    start: relative,
+                });
+                return Ok(ListResult {
+                    items,
+                    revision: at,
+                    continue_token: Some(token),
+                });
             }
         }
     }
@@ -793,7 +982,11 @@ fn encode_continue(token: &ContinueToken) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token))
@@ -811,9 +1004,16 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = encode_continue(&ContinueToken { v: "meta.k8s.io/v1".into(), rv: 42, start: "ns/b\u{0}".into() });
+        let t = encode_continue(&ContinueToken {
+            v: "meta.k8s.io/v1".into(),
+            rv: 42,
+            start: "ns/b\u{0}".into(),
+        });
         let back = decode_continue(&t).ok();
-        assert_eq!(back.map(|b| (b.rv, b.start)), Some((42, "ns/b\u{0}".to_string())));
+        assert_eq!(
+            back.map(|b| (b.rv, b.start)),
+            Some((42, "ns/b\u{0}".to_string()))
+        );
         assert!(decode_continue("not-a-token").is_err());
     }
 

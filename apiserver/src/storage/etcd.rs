@@ -13,10 +13,6 @@ use super::{
     KeyValue, ListPage, Storage, StorageError, StorageResult, WatchEvent, WatchStream, prefix_end,
 };
 
-/// How often a storage watch asks etcd for a progress notification, so that
-/// an idle resource's watch cache still learns the current revision.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
-
 /// [`Storage`] over an etcd v3 cluster.
 #[derive(Clone)]
 pub struct EtcdStorage {
@@ -29,7 +25,9 @@ impl EtcdStorage {
         let opts = etcd_client::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10));
-        let client = Client::connect(endpoints, Some(opts)).await.map_err(map_err)?;
+        let client = Client::connect(endpoints, Some(opts))
+            .await
+            .map_err(map_err)?;
         Ok(EtcdStorage { client })
     }
 }
@@ -38,7 +36,10 @@ impl EtcdStorage {
 fn map_err(e: etcd_client::Error) -> StorageError {
     let text = e.to_string();
     if text.contains("required revision has been compacted") {
-        StorageError::Compacted { requested: 0, compacted: 0 }
+        StorageError::Compacted {
+            requested: 0,
+            compacted: 0,
+        }
     } else if text.contains("future revision") {
         StorageError::FutureRevision(0)
     } else {
@@ -72,7 +73,12 @@ impl Storage for EtcdStorage {
     }
 
     async fn get(&self, key: &str) -> StorageResult<KeyValue> {
-        let resp = self.client.kv_client().get(key, None).await.map_err(map_err)?;
+        let resp = self
+            .client
+            .kv_client()
+            .get(key, None)
+            .await
+            .map_err(map_err)?;
         resp.kvs().first().map(to_kv).ok_or(StorageError::NotFound)
     }
 
@@ -91,15 +97,19 @@ impl Storage for EtcdStorage {
         if limit > 0 {
             opts = opts.with_limit(limit);
         }
-        let resp = self.client.kv_client().get(from, Some(opts)).await.map_err(|e| {
-            match map_err(e) {
-                StorageError::Compacted { .. } => {
-                    StorageError::Compacted { requested: revision, compacted: 0 }
-                }
+        let resp = self
+            .client
+            .kv_client()
+            .get(from, Some(opts))
+            .await
+            .map_err(|e| match map_err(e) {
+                StorageError::Compacted { .. } => StorageError::Compacted {
+                    requested: revision,
+                    compacted: 0,
+                },
                 StorageError::FutureRevision(_) => StorageError::FutureRevision(revision),
                 other => other,
-            }
-        })?;
+            })?;
         Ok(ListPage {
             items: resp.kvs().iter().map(to_kv).collect(),
             revision: header_revision(resp.header()),
@@ -132,25 +142,22 @@ impl Storage for EtcdStorage {
     }
 
     async fn watch(&self, prefix: &str, after: i64) -> StorageResult<WatchStream> {
+        // No progress notifications: etcd 3.4 answers a progress request
+        // with its current revision even before it has sent the events up
+        // to it, which would let a reader skip events.
         let mut opts = WatchOptions::new()
             .with_range(prefix_end(prefix))
-            .with_prev_key()
-            .with_progress_notify();
+            .with_prev_key();
         if after > 0 {
             opts = opts.with_start_revision(after + 1);
         }
-        let stream = self.client.watch_client().watch(prefix, Some(opts)).await.map_err(map_err)?;
-        let (mut sender, responses) = stream.split();
-        // Ask for progress at once (so a replaying reader learns when it has
-        // caught up) and then regularly, so idle watches still advance.
-        let requester = tokio::spawn(async move {
-            loop {
-                if sender.request_progress().await.is_err() {
-                    break;
-                }
-                tokio::time::sleep(PROGRESS_INTERVAL).await;
-            }
-        });
+        let stream = self
+            .client
+            .watch_client()
+            .watch(prefix, Some(opts))
+            .await
+            .map_err(map_err)?;
+        let (_sender, responses) = stream.split();
         let requested = after;
         let events = responses
             .map(move |msg| -> Vec<StorageResult<WatchEvent>> {
@@ -161,19 +168,15 @@ impl Storage for EtcdStorage {
                 if resp.canceled() {
                     let compacted = resp.compact_revision();
                     if compacted > 0 {
-                        return vec![Err(StorageError::Compacted { requested, compacted })];
+                        return vec![Err(StorageError::Compacted {
+                            requested,
+                            compacted,
+                        })];
                     }
                     return vec![Err(StorageError::Unavailable(format!(
                         "watch cancelled: {}",
                         resp.cancel_reason()
                     )))];
-                }
-                let revision = header_revision(resp.header());
-                if resp.events().is_empty() {
-                    if resp.created() {
-                        return Vec::new();
-                    }
-                    return vec![Ok(WatchEvent::Progress(revision))];
                 }
                 resp.events()
                     .iter()
@@ -193,13 +196,17 @@ impl Storage for EtcdStorage {
                     .collect()
             })
             .flat_map(futures::stream::iter);
-        let guarded = GuardedStream { inner: Box::pin(events), _guard: AbortOnDrop(requester) };
-        Ok(Box::pin(guarded))
+        Ok(Box::pin(events))
     }
 
     async fn current_revision(&self) -> StorageResult<i64> {
         let opts = GetOptions::new().with_count_only();
-        let resp = self.client.kv_client().get("/", Some(opts)).await.map_err(map_err)?;
+        let resp = self
+            .client
+            .kv_client()
+            .get("/", Some(opts))
+            .await
+            .map_err(map_err)?;
         Ok(header_revision(resp.header()))
     }
 
@@ -220,31 +227,5 @@ fn conflict_or_missing(ops: &[TxnOpResponse]) -> StorageError {
     match ops.first() {
         Some(TxnOpResponse::Get(get)) if get.kvs().is_empty() => StorageError::NotFound,
         _ => StorageError::Conflict,
-    }
-}
-
-/// Stops the progress requester when its watch stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A stream that keeps a guard alive for as long as it is polled.
-struct GuardedStream<S> {
-    inner: S,
-    _guard: AbortOnDrop,
-}
-
-impl<S: futures::Stream + Unpin> futures::Stream for GuardedStream<S> {
-    type Item = S::Item;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.inner.poll_next_unpin(cx)
     }
 }

@@ -51,9 +51,6 @@ pub enum WatchEvent {
         /// The revision of the deletion.
         revision: i64,
     },
-    /// The store has reached `revision` with no further event for this
-    /// watch (a progress notification).
-    Progress(i64),
 }
 
 /// Why a storage call failed.
@@ -119,7 +116,7 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete(&self, key: &str, expected: i64) -> StorageResult<i64>;
 
     /// Streams every change under `prefix` after revision `after` (the
-    /// store's current revision when 0), with periodic progress events.
+    /// store's current revision when 0).
     async fn watch(&self, prefix: &str, after: i64) -> StorageResult<WatchStream>;
 
     /// The store's current revision.

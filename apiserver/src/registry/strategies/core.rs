@@ -14,7 +14,8 @@ fn is_config_key(k: &str) -> bool {
         && k != "."
         && k != ".."
         && !k.starts_with("..")
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 const KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
@@ -26,7 +27,11 @@ fn validate_keys(obj: &Value, fields: &[&str]) -> Vec<FieldError> {
         if let Some(map) = obj.get(*field).and_then(Value::as_object) {
             for k in map.keys() {
                 if !is_config_key(k) {
-                    errs.push(FieldError::invalid(*field, &Value::String(k.clone()), KEY_MSG));
+                    errs.push(FieldError::invalid(
+                        *field,
+                        &Value::String(k.clone()),
+                        KEY_MSG,
+                    ));
                 }
                 if !seen.insert(k.clone()) {
                     errs.push(FieldError::invalid(
@@ -42,7 +47,11 @@ fn validate_keys(obj: &Value, fields: &[&str]) -> Vec<FieldError> {
 }
 
 fn count_keys(obj: &Value, fields: &[&str]) -> usize {
-    fields.iter().filter_map(|f| obj.get(*f).and_then(Value::as_object)).map(|m| m.len()).sum()
+    fields
+        .iter()
+        .filter_map(|f| obj.get(*f).and_then(Value::as_object))
+        .map(|m| m.len())
+        .sum()
 }
 
 /// ConfigMaps.
@@ -58,7 +67,10 @@ impl Strategy for ConfigMapStrategy {
         if old.get("immutable") == Some(&Value::Bool(true)) {
             for f in ["data", "binaryData", "immutable"] {
                 if new.get(f) != old.get(f) {
-                    errs.push(FieldError::forbidden(f, "field is immutable when `immutable` is set"));
+                    errs.push(FieldError::forbidden(
+                        f,
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
             }
         }
@@ -66,7 +78,12 @@ impl Strategy for ConfigMapStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column { name: "Data", type_: "integer", priority: 0, description: "Number of data keys" }]
+        vec![Column {
+            name: "Data",
+            type_: "integer",
+            priority: 0,
+            description: "Number of data keys",
+        }]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
@@ -87,7 +104,10 @@ impl Strategy for SecretStrategy {
             let root = ensure_object(obj);
             let data = ensure_object(root.entry("data").or_insert_with(|| json!({})));
             for (k, v) in string_data {
-                data.insert(k, Value::String(engine.encode(v.as_str().unwrap_or_default())));
+                data.insert(
+                    k,
+                    Value::String(engine.encode(v.as_str().unwrap_or_default())),
+                );
             }
         }
     }
@@ -99,10 +119,16 @@ impl Strategy for SecretStrategy {
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errs = self.validate(new);
         if new.get("type") != old.get("type") {
-            errs.push(FieldError::immutable("type", new.get("type").unwrap_or(&Value::Null)));
+            errs.push(FieldError::immutable(
+                "type",
+                new.get("type").unwrap_or(&Value::Null),
+            ));
         }
         if old.get("immutable") == Some(&Value::Bool(true)) && new.get("data") != old.get("data") {
-            errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+            errs.push(FieldError::forbidden(
+                "data",
+                "field is immutable when `immutable` is set",
+            ));
         }
         errs
     }
@@ -113,12 +139,25 @@ impl Strategy for SecretStrategy {
 
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column { name: "Type", type_: "string", priority: 0, description: "The type of the secret" },
-            Column { name: "Data", type_: "integer", priority: 0, description: "Number of data keys" },
+            Column {
+                name: "Type",
+                type_: "string",
+                priority: 0,
+                description: "The type of the secret",
+            },
+            Column {
+                name: "Data",
+                type_: "integer",
+                priority: 0,
+                description: "Number of data keys",
+            },
         ]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        vec![obj.get("type").cloned().unwrap_or(json!("")), json!(count_keys(obj, &["data"]))]
+        vec![
+            obj.get("type").cloned().unwrap_or(json!("")),
+            json!(count_keys(obj, &["data"])),
+        ]
     }
 }

@@ -31,14 +31,22 @@ pub struct Plain {
 
 impl Default for Plain {
     fn default() -> Self {
-        Plain { names: NameRule::Subdomain, generation: false, status: false, initial_phase: None }
+        Plain {
+            names: NameRule::Subdomain,
+            generation: false,
+            status: false,
+            initial_phase: None,
+        }
     }
 }
 
 impl Plain {
     /// A kind whose status is written through the status subresource.
     pub fn with_status() -> Self {
-        Plain { status: true, ..Plain::default() }
+        Plain {
+            status: true,
+            ..Plain::default()
+        }
     }
 
     /// Tracks `metadata.generation`.
@@ -89,7 +97,10 @@ impl Strategy for Plain {
                 ("involvedObject.name", "/involvedObject/name"),
                 ("involvedObject.uid", "/involvedObject/uid"),
                 ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
-                ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+                (
+                    "involvedObject.resourceVersion",
+                    "/involvedObject/resourceVersion",
+                ),
                 ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
                 ("regarding.kind", "/regarding/kind"),
                 ("regarding.name", "/regarding/name"),

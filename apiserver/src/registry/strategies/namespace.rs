@@ -19,8 +19,15 @@ impl Strategy for NamespaceStrategy {
 
     fn apply_defaults(&self, obj: &mut Value) {
         default_at(obj, &["spec", "finalizers"], json!(["kubernetes"]));
-        let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
-        default_at(obj, &["metadata", "labels", "kubernetes.io/metadata.name"], name);
+        let name = obj
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null);
+        default_at(
+            obj,
+            &["metadata", "labels", "kubernetes.io/metadata.name"],
+            name,
+        );
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -37,7 +44,12 @@ impl Strategy for NamespaceStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column { name: "Status", type_: "string", priority: 0, description: "The status of the namespace" }]
+        vec![Column {
+            name: "Status",
+            type_: "string",
+            priority: 0,
+            description: "The status of the namespace",
+        }]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {

@@ -20,7 +20,10 @@ fn condition_status<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
 fn address(obj: &Value, kind: &str) -> String {
     obj.pointer("/status/addresses")
         .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some(kind)))
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x.get("type").and_then(Value::as_str) == Some(kind))
+        })
         .and_then(|x| x.get("address"))
         .and_then(Value::as_str)
         .unwrap_or("<none>")
@@ -37,7 +40,12 @@ impl Strategy for NodeStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        let c = |name, priority, description| Column { name, type_: "string", priority, description };
+        let c = |name, priority, description| Column {
+            name,
+            type_: "string",
+            priority,
+            description,
+        };
         vec![
             c("Status", 0, "The status of the node"),
             c("Roles", 0, "The roles of the node"),
@@ -46,7 +54,11 @@ impl Strategy for NodeStrategy {
             c("External-IP", 1, "List of external IPs."),
             c("OS-Image", 1, "OS image reported by the node."),
             c("Kernel-Version", 1, "Kernel version reported by the node."),
-            c("Container-Runtime", 1, "Container runtime reported by the node."),
+            c(
+                "Container-Runtime",
+                1,
+                "Container runtime reported by the node.",
+            ),
         ]
     }
 
@@ -71,11 +83,18 @@ impl Strategy for NodeStrategy {
             .unwrap_or_default();
         roles.sort();
         let info = |f: &str| {
-            obj.pointer(&format!("/status/nodeInfo/{f}")).and_then(Value::as_str).unwrap_or("").to_string()
+            obj.pointer(&format!("/status/nodeInfo/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
         };
         vec![
             json!(status),
-            json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+            json!(if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            }),
             json!(info("kubeletVersion")),
             json!(address(obj, "InternalIP")),
             json!(address(obj, "ExternalIP")),

@@ -21,7 +21,9 @@ fn qos_class(spec: &Value) -> &'static str {
     let mut guaranteed = true;
     for c in &containers {
         let res = c.get("resources");
-        let requests = res.and_then(|r| r.get("requests")).and_then(Value::as_object);
+        let requests = res
+            .and_then(|r| r.get("requests"))
+            .and_then(Value::as_object);
         let limits = res.and_then(|r| r.get("limits")).and_then(Value::as_object);
         for m in [requests, limits].into_iter().flatten() {
             if m.contains_key("cpu") || m.contains_key("memory") {
@@ -59,7 +61,11 @@ fn mutable_fields_cleared(spec: &Value) -> Value {
         }
     }
     if let Some(m) = s.as_object_mut() {
-        for f in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+        for f in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        ] {
             m.remove(f);
         }
     }
@@ -67,7 +73,10 @@ fn mutable_fields_cleared(spec: &Value) -> Value {
 }
 
 fn container_statuses(obj: &Value) -> Vec<&Value> {
-    obj.pointer("/status/containerStatuses").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+    obj.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 /// The STATUS column: the pod phase, or a more telling container reason.
@@ -83,7 +92,9 @@ fn display_status(obj: &Value) -> String {
         .to_string();
     for cs in container_statuses(obj) {
         let waiting = cs.pointer("/state/waiting/reason").and_then(Value::as_str);
-        let terminated = cs.pointer("/state/terminated/reason").and_then(Value::as_str);
+        let terminated = cs
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str);
         if let Some(r) = waiting.or(terminated).filter(|r| !r.is_empty()) {
             status = r.to_string();
         }
@@ -116,7 +127,10 @@ impl Strategy for PodStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errs = self.validate(new);
-        let (new_spec, old_spec) = (new.get("spec").unwrap_or(&Value::Null), old.get("spec").unwrap_or(&Value::Null));
+        let (new_spec, old_spec) = (
+            new.get("spec").unwrap_or(&Value::Null),
+            old.get("spec").unwrap_or(&Value::Null),
+        );
         if mutable_fields_cleared(new_spec) != mutable_fields_cleared(old_spec) {
             errs.push(FieldError::forbidden(
                 "spec",
@@ -140,36 +154,96 @@ impl Strategy for PodStrategy {
     }
 
     fn grace_period(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
-        let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+        let node = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
             return Some(0);
         }
-        let spec_default = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        let spec_default = obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30);
         Some(requested.unwrap_or(spec_default).max(0))
     }
 
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column { name: "Ready", type_: "string", priority: 0, description: "The aggregate readiness state of this pod for accepting traffic." },
-            Column { name: "Status", type_: "string", priority: 0, description: "The aggregate status of the containers in this pod." },
-            Column { name: "Restarts", type_: "string", priority: 0, description: "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted." },
-            Column { name: "IP", type_: "string", priority: 1, description: "IP address assigned to the pod" },
-            Column { name: "Node", type_: "string", priority: 1, description: "Name of the node assigned to the pod" },
-            Column { name: "Nominated Node", type_: "string", priority: 1, description: "Name of the node nominated for the pod" },
-            Column { name: "Readiness Gates", type_: "string", priority: 1, description: "Readiness gates of the pod" },
+            Column {
+                name: "Ready",
+                type_: "string",
+                priority: 0,
+                description: "The aggregate readiness state of this pod for accepting traffic.",
+            },
+            Column {
+                name: "Status",
+                type_: "string",
+                priority: 0,
+                description: "The aggregate status of the containers in this pod.",
+            },
+            Column {
+                name: "Restarts",
+                type_: "string",
+                priority: 0,
+                description: "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            },
+            Column {
+                name: "IP",
+                type_: "string",
+                priority: 1,
+                description: "IP address assigned to the pod",
+            },
+            Column {
+                name: "Node",
+                type_: "string",
+                priority: 1,
+                description: "Name of the node assigned to the pod",
+            },
+            Column {
+                name: "Nominated Node",
+                type_: "string",
+                priority: 1,
+                description: "Name of the node nominated for the pod",
+            },
+            Column {
+                name: "Readiness Gates",
+                type_: "string",
+                priority: 1,
+                description: "Readiness gates of the pod",
+            },
         ]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let total = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, |a| a.len());
+        let total = obj
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map_or(0, |a| a.len());
         let statuses = container_statuses(obj);
-        let ready = statuses.iter().filter(|c| c.get("ready") == Some(&Value::Bool(true))).count();
-        let restarts: i64 = statuses.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum();
+        let ready = statuses
+            .iter()
+            .filter(|c| c.get("ready") == Some(&Value::Bool(true)))
+            .count();
+        let restarts: i64 = statuses
+            .iter()
+            .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+            .sum();
         let text = |p: &str| {
-            obj.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("<none>").to_string()
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("<none>")
+                .to_string()
         };
-        let gates = obj.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, |a| a.len());
+        let gates = obj
+            .pointer("/spec/readinessGates")
+            .and_then(Value::as_array)
+            .map_or(0, |a| a.len());
         vec![
             json!(format!("{ready}/{total}")),
             json!(display_status(obj)),
@@ -177,7 +251,11 @@ impl Strategy for PodStrategy {
             json!(text("/status/podIP")),
             json!(text("/spec/nodeName")),
             json!(text("/status/nominatedNodeName")),
-            json!(if gates == 0 { "<none>".to_string() } else { format!("0/{gates}") }),
+            json!(if gates == 0 {
+                "<none>".to_string()
+            } else {
+                format!("0/{gates}")
+            }),
         ]
     }
 }
@@ -188,7 +266,10 @@ mod tests {
 
     #[test]
     fn qos_follows_requests_and_limits() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});

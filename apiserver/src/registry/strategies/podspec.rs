@@ -21,9 +21,17 @@ fn default_pull_policy(image: &str) -> &'static str {
 }
 
 fn default_container(c: &mut Value) {
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     default_at(c, &["imagePullPolicy"], json!(default_pull_policy(&image)));
-    default_at(c, &["terminationMessagePath"], json!("/dev/termination-log"));
+    default_at(
+        c,
+        &["terminationMessagePath"],
+        json!("/dev/termination-log"),
+    );
     default_at(c, &["terminationMessagePolicy"], json!("File"));
     default_at(c, &["resources"], json!({}));
     if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
@@ -46,7 +54,12 @@ fn default_container(c: &mut Value) {
 }
 
 fn default_volume(v: &mut Value) {
-    for (source, mode_field) in [("configMap", "defaultMode"), ("secret", "defaultMode"), ("downwardAPI", "defaultMode"), ("projected", "defaultMode")] {
+    for (source, mode_field) in [
+        ("configMap", "defaultMode"),
+        ("secret", "defaultMode"),
+        ("downwardAPI", "defaultMode"),
+        ("projected", "defaultMode"),
+    ] {
         if let Some(s) = v.get_mut(source).filter(|s| s.is_object()) {
             default_at(s, &[mode_field], json!(420));
         }
@@ -83,25 +96,45 @@ pub fn validate_pod_spec(path: &str, spec: &Value) -> Vec<FieldError> {
     let containers = spec.get("containers").and_then(Value::as_array);
     match containers {
         None => errs.push(FieldError::required(format!("{path}.containers"), "")),
-        Some(cs) if cs.is_empty() => errs.push(FieldError::required(format!("{path}.containers"), "")),
+        Some(cs) if cs.is_empty() => {
+            errs.push(FieldError::required(format!("{path}.containers"), ""))
+        }
         Some(_) => {}
     }
     let mut names = std::collections::BTreeSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("{path}.{list}[{i}]");
             let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
             if name.is_empty() {
                 errs.push(FieldError::required(format!("{at}.name"), ""));
             } else if !is_dns1123_label(name) {
-                errs.push(FieldError::invalid(format!("{at}.name"), &json!(name), LABEL_MSG));
+                errs.push(FieldError::invalid(
+                    format!("{at}.name"),
+                    &json!(name),
+                    LABEL_MSG,
+                ));
             } else if !names.insert(name.to_string()) {
                 errs.push(FieldError::duplicate(format!("{at}.name"), &json!(name)));
             }
-            if c.get("image").and_then(Value::as_str).unwrap_or_default().trim().is_empty() {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+            {
                 errs.push(FieldError::required(format!("{at}.image"), ""));
             }
-            let policy = c.get("imagePullPolicy").and_then(Value::as_str).unwrap_or("IfNotPresent");
+            let policy = c
+                .get("imagePullPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("IfNotPresent");
             if !["Always", "IfNotPresent", "Never"].contains(&policy) {
                 errs.push(FieldError::not_supported(
                     format!("{at}.imagePullPolicy"),
@@ -109,7 +142,13 @@ pub fn validate_pod_spec(path: &str, spec: &Value) -> Vec<FieldError> {
                     &["Always", "IfNotPresent", "Never"],
                 ));
             }
-            for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, p) in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
                     errs.push(FieldError::invalid(
@@ -121,7 +160,10 @@ pub fn validate_pod_spec(path: &str, spec: &Value) -> Vec<FieldError> {
             }
         }
     }
-    let restart = spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+    let restart = spec
+        .get("restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
     if !["Always", "OnFailure", "Never"].contains(&restart) {
         errs.push(FieldError::not_supported(
             format!("{path}.restartPolicy"),
@@ -129,7 +171,10 @@ pub fn validate_pod_spec(path: &str, spec: &Value) -> Vec<FieldError> {
             &["Always", "OnFailure", "Never"],
         ));
     }
-    let dns = spec.get("dnsPolicy").and_then(Value::as_str).unwrap_or("ClusterFirst");
+    let dns = spec
+        .get("dnsPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterFirst");
     if !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dns) {
         errs.push(FieldError::not_supported(
             format!("{path}.dnsPolicy"),
@@ -138,12 +183,25 @@ pub fn validate_pod_spec(path: &str, spec: &Value) -> Vec<FieldError> {
         ));
     }
     let mut volumes = std::collections::BTreeSet::new();
-    for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
         if !is_dns1123_label(name) {
-            errs.push(FieldError::invalid(format!("{path}.volumes[{i}].name"), &json!(name), LABEL_MSG));
+            errs.push(FieldError::invalid(
+                format!("{path}.volumes[{i}].name"),
+                &json!(name),
+                LABEL_MSG,
+            ));
         } else if !volumes.insert(name.to_string()) {
-            errs.push(FieldError::duplicate(format!("{path}.volumes[{i}].name"), &json!(name)));
+            errs.push(FieldError::duplicate(
+                format!("{path}.volumes[{i}].name"),
+                &json!(name),
+            ));
         }
     }
     errs
@@ -170,14 +228,20 @@ mod tests {
         assert_eq!(spec["dnsPolicy"], "ClusterFirst");
         assert_eq!(spec["terminationGracePeriodSeconds"], 30);
         assert_eq!(spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
-        assert_eq!(spec["containers"][0]["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(
+            spec["containers"][0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
         assert_eq!(spec["containers"][0]["ports"][0]["protocol"], "TCP");
     }
 
     #[test]
     fn a_spec_without_image_or_with_duplicate_names_is_invalid() {
         let spec = json!({"containers": [{"name": "c"}, {"name": "c", "image": "x"}]});
-        let fields: Vec<String> = validate_pod_spec("spec", &spec).into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = validate_pod_spec("spec", &spec)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert!(fields.contains(&"spec.containers[0].image".to_string()));
         assert!(fields.contains(&"spec.containers[1].name".to_string()));
     }

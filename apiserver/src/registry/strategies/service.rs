@@ -43,7 +43,10 @@ impl Strategy for ServiceStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let kind = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+        let kind = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
         if !TYPES.contains(&kind) {
             errs.push(FieldError::not_supported("spec.type", &json!(kind), TYPES));
         }
@@ -57,13 +60,20 @@ impl Strategy for ServiceStrategy {
         for (i, p) in ports.into_iter().flatten().enumerate() {
             let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
             if !(1..=65535).contains(&port) {
-                errs.push(FieldError::invalid(format!("spec.ports[{i}].port"), &json!(port), "must be between 1 and 65535, inclusive"));
+                errs.push(FieldError::invalid(
+                    format!("spec.ports[{i}].port"),
+                    &json!(port),
+                    "must be between 1 and 65535, inclusive",
+                ));
             }
             let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
             if many && name.is_empty() {
                 errs.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
             } else if !name.is_empty() && !names.insert(name.to_string()) {
-                errs.push(FieldError::duplicate(format!("spec.ports[{i}].name"), &json!(name)));
+                errs.push(FieldError::duplicate(
+                    format!("spec.ports[{i}].name"),
+                    &json!(name),
+                ));
             }
         }
         errs
@@ -74,17 +84,28 @@ impl Strategy for ServiceStrategy {
         let old_ip = old.pointer("/spec/clusterIP");
         let new_ip = new.pointer("/spec/clusterIP");
         if old_ip.is_some() && new_ip.is_some() && old_ip != new_ip {
-            errs.push(FieldError::immutable("spec.clusterIP", new_ip.unwrap_or(&Value::Null)));
+            errs.push(FieldError::immutable(
+                "spec.clusterIP",
+                new_ip.unwrap_or(&Value::Null),
+            ));
         }
         errs
     }
 
     fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
-        &[("spec.clusterIP", "/spec/clusterIP"), ("spec.type", "/spec/type")]
+        &[
+            ("spec.clusterIP", "/spec/clusterIP"),
+            ("spec.type", "/spec/type"),
+        ]
     }
 
     fn columns(&self) -> Vec<Column> {
-        let c = |name, priority, description| Column { name, type_: "string", priority, description };
+        let c = |name, priority, description| Column {
+            name,
+            type_: "string",
+            priority,
+            description,
+        };
         vec![
             c("Type", 0, "The type of service"),
             c("Cluster-IP", 0, "The cluster IP of the service"),
@@ -95,7 +116,13 @@ impl Strategy for ServiceStrategy {
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("<none>").to_string();
+        let text = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("<none>")
+                .to_string()
+        };
         let ports: Vec<String> = obj
             .pointer("/spec/ports")
             .and_then(Value::as_array)
@@ -115,7 +142,11 @@ impl Strategy for ServiceStrategy {
         let external: Vec<String> = obj
             .pointer("/spec/externalIPs")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let external = if obj.pointer("/spec/type") == Some(&json!("ExternalName")) {
             text("/spec/externalName")
@@ -127,14 +158,26 @@ impl Strategy for ServiceStrategy {
         let selector: Vec<String> = obj
             .pointer("/spec/selector")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect()
+            })
             .unwrap_or_default();
         vec![
             json!(text("/spec/type")),
             json!(text("/spec/clusterIP")),
             json!(external),
-            json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
-            json!(if selector.is_empty() { "<none>".to_string() } else { selector.join(",") }),
+            json!(if ports.is_empty() {
+                "<none>".to_string()
+            } else {
+                ports.join(",")
+            }),
+            json!(if selector.is_empty() {
+                "<none>".to_string()
+            } else {
+                selector.join(",")
+            }),
         ]
     }
 }

@@ -29,19 +29,27 @@ pub struct Workload {
 impl Workload {
     /// Deployments.
     pub fn deployment() -> Self {
-        Workload { kind: Kind::Deployment }
+        Workload {
+            kind: Kind::Deployment,
+        }
     }
     /// ReplicaSets and ReplicationControllers.
     pub fn replicated() -> Self {
-        Workload { kind: Kind::Replicated }
+        Workload {
+            kind: Kind::Replicated,
+        }
     }
     /// DaemonSets.
     pub fn daemon_set() -> Self {
-        Workload { kind: Kind::DaemonSet }
+        Workload {
+            kind: Kind::DaemonSet,
+        }
     }
     /// StatefulSets.
     pub fn stateful_set() -> Self {
-        Workload { kind: Kind::StatefulSet }
+        Workload {
+            kind: Kind::StatefulSet,
+        }
     }
     /// Jobs.
     pub fn job() -> Self {
@@ -49,7 +57,9 @@ impl Workload {
     }
     /// CronJobs.
     pub fn cron_job() -> Self {
-        Workload { kind: Kind::CronJob }
+        Workload {
+            kind: Kind::CronJob,
+        }
     }
 
     /// JSON pointer of the pod template.
@@ -71,24 +81,40 @@ impl Workload {
 /// Whether a ReplicationController's map selector or an apps selector
 /// (`matchLabels`/`matchExpressions`) selects `labels`.
 fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
-    let map = selector.get("matchLabels").or(Some(selector)).and_then(Value::as_object);
+    let map = selector
+        .get("matchLabels")
+        .or(Some(selector))
+        .and_then(Value::as_object);
     let plain_ok = map.is_none_or(|m| {
-        m.iter().filter(|(k, _)| *k != "matchExpressions").all(|(k, v)| labels.get(k) == Some(v))
+        m.iter()
+            .filter(|(k, _)| *k != "matchExpressions")
+            .all(|(k, v)| labels.get(k) == Some(v))
     });
-    let exprs_ok = selector.get("matchExpressions").and_then(Value::as_array).is_none_or(|exprs| {
-        exprs.iter().all(|e| {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-            let have = labels.get(key).and_then(Value::as_str);
-            match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
-                "In" => have.is_some_and(|h| values.contains(&h)),
-                "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-                "Exists" => have.is_some(),
-                "DoesNotExist" => have.is_none(),
-                _ => false,
-            }
-        })
-    });
+    let exprs_ok = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .is_none_or(|exprs| {
+            exprs.iter().all(|e| {
+                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|v| v.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let have = labels.get(key).and_then(Value::as_str);
+                match e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                {
+                    "In" => have.is_some_and(|h| values.contains(&h)),
+                    "NotIn" => have.is_none_or(|h| !values.contains(&h)),
+                    "Exists" => have.is_some(),
+                    "DoesNotExist" => have.is_none(),
+                    _ => false,
+                }
+            })
+        });
     plain_ok && exprs_ok
 }
 
@@ -107,8 +133,16 @@ impl Strategy for Workload {
                 default_at(obj, &["spec", "replicas"], json!(1));
                 default_at(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
                 if obj.pointer("/spec/strategy/type") == Some(&json!("RollingUpdate")) {
-                    default_at(obj, &["spec", "strategy", "rollingUpdate", "maxUnavailable"], json!("25%"));
-                    default_at(obj, &["spec", "strategy", "rollingUpdate", "maxSurge"], json!("25%"));
+                    default_at(
+                        obj,
+                        &["spec", "strategy", "rollingUpdate", "maxUnavailable"],
+                        json!("25%"),
+                    );
+                    default_at(
+                        obj,
+                        &["spec", "strategy", "rollingUpdate", "maxSurge"],
+                        json!("25%"),
+                    );
                 }
                 default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
                 default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
@@ -117,30 +151,53 @@ impl Strategy for Workload {
                 default_at(obj, &["spec", "replicas"], json!(1));
                 // A ReplicationController's selector defaults to its
                 // template's labels (apps kinds require one).
-                if obj.get("kind") == Some(&json!("ReplicationController")) {
-                    if let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
+                if obj.get("kind") == Some(&json!("ReplicationController"))
+                    && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
                         default_at(obj, &["spec", "selector"], labels.clone());
                         default_at(obj, &["metadata", "labels"], labels);
                     }
-                }
             }
             Kind::DaemonSet => {
-                default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+                default_at(
+                    obj,
+                    &["spec", "updateStrategy", "type"],
+                    json!("RollingUpdate"),
+                );
                 if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
-                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"], json!(1));
-                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"], json!(0));
+                    default_at(
+                        obj,
+                        &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"],
+                        json!(1),
+                    );
+                    default_at(
+                        obj,
+                        &["spec", "updateStrategy", "rollingUpdate", "maxSurge"],
+                        json!(0),
+                    );
                 }
                 default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
             }
             Kind::StatefulSet => {
                 default_at(obj, &["spec", "replicas"], json!(1));
                 default_at(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-                default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+                default_at(
+                    obj,
+                    &["spec", "updateStrategy", "type"],
+                    json!("RollingUpdate"),
+                );
                 if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
-                    default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"], json!(0));
+                    default_at(
+                        obj,
+                        &["spec", "updateStrategy", "rollingUpdate", "partition"],
+                        json!(0),
+                    );
                 }
                 default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
-                default_at(obj, &["spec", "persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+                default_at(
+                    obj,
+                    &["spec", "persistentVolumeClaimRetentionPolicy"],
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
             }
             Kind::Job => default_job_spec(obj.get_mut("spec")),
             Kind::CronJob => {
@@ -161,15 +218,23 @@ impl Strategy for Workload {
         if self.kind == Kind::Job && obj.pointer("/spec/manualSelector") != Some(&json!(true)) {
             // Upstream's job strategy selects the job's pods by its uid.
             let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
-            let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
-            obj["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+            let name = obj
+                .pointer("/metadata/name")
+                .cloned()
+                .unwrap_or(Value::Null);
+            obj["spec"]["selector"] =
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
             for (k, v) in [
                 ("batch.kubernetes.io/controller-uid", &uid),
                 ("batch.kubernetes.io/job-name", &name),
                 ("controller-uid", &uid),
                 ("job-name", &name),
             ] {
-                default_at(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+                default_at(
+                    obj,
+                    &["spec", "template", "metadata", "labels", k],
+                    v.clone(),
+                );
             }
         }
     }
@@ -186,14 +251,23 @@ impl Strategy for Workload {
             None => errs.push(FieldError::required(format!("{tp}.spec"), "")),
         }
         let labels_value = template.pointer("/metadata/labels");
-        errs.extend(validate_label_map(&format!("{tp}.metadata.labels"), labels_value));
+        errs.extend(validate_label_map(
+            &format!("{tp}.metadata.labels"),
+            labels_value,
+        ));
         let empty = serde_json::Map::new();
         let labels = labels_value.and_then(Value::as_object).unwrap_or(&empty);
         if self.kind != Kind::CronJob {
             match obj.pointer("/spec/selector") {
-                None if self.kind != Kind::Replicated => errs.push(FieldError::required("spec.selector", "")),
+                None if self.kind != Kind::Replicated => {
+                    errs.push(FieldError::required("spec.selector", ""))
+                }
                 Some(sel) if sel.as_object().is_none_or(|m| m.is_empty()) => {
-                    errs.push(FieldError::invalid("spec.selector", sel, "empty selector is invalid for deployment"))
+                    errs.push(FieldError::invalid(
+                        "spec.selector",
+                        sel,
+                        "empty selector is invalid for deployment",
+                    ))
                 }
                 Some(sel) if !selector_matches(sel, labels) => errs.push(FieldError::invalid(
                     format!("{tp}.metadata.labels"),
@@ -203,22 +277,40 @@ impl Strategy for Workload {
                 _ => {}
             }
         }
-        let restart = template.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+        let restart = template
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always");
         let allowed: &[&str] = match self.kind {
             Kind::Job | Kind::CronJob => &["OnFailure", "Never"],
             _ => &["Always"],
         };
         if !allowed.contains(&restart) {
-            errs.push(FieldError::not_supported(format!("{tp}.spec.restartPolicy"), &json!(restart), allowed));
+            errs.push(FieldError::not_supported(
+                format!("{tp}.spec.restartPolicy"),
+                &json!(restart),
+                allowed,
+            ));
         }
         for field in ["replicas", "parallelism", "completions", "backoffLimit"] {
-            if let Some(n) = obj.pointer(&format!("/spec/{field}")).and_then(Value::as_i64) {
-                if n < 0 {
-                    errs.push(FieldError::invalid(format!("spec.{field}"), &json!(n), "must be greater than or equal to 0"));
+            if let Some(n) = obj
+                .pointer(&format!("/spec/{field}"))
+                .and_then(Value::as_i64)
+                && n < 0 {
+                    errs.push(FieldError::invalid(
+                        format!("spec.{field}"),
+                        &json!(n),
+                        "must be greater than or equal to 0",
+                    ));
                 }
-            }
         }
-        if self.kind == Kind::CronJob && obj.pointer("/spec/schedule").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        if self.kind == Kind::CronJob
+            && obj
+                .pointer("/spec/schedule")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+        {
             errs.push(FieldError::required("spec.schedule", ""));
         }
         errs
@@ -226,13 +318,22 @@ impl Strategy for Workload {
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errs = self.validate(new);
-        let immutable_selector = matches!(self.kind, Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet | Kind::Job)
-            || new.get("apiVersion") == Some(&json!("apps/v1"));
+        let immutable_selector = matches!(
+            self.kind,
+            Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet | Kind::Job
+        ) || new.get("apiVersion") == Some(&json!("apps/v1"));
         if immutable_selector && new.pointer("/spec/selector") != old.pointer("/spec/selector") {
-            errs.push(FieldError::immutable("spec.selector", new.pointer("/spec/selector").unwrap_or(&Value::Null)));
+            errs.push(FieldError::immutable(
+                "spec.selector",
+                new.pointer("/spec/selector").unwrap_or(&Value::Null),
+            ));
         }
-        if self.kind == Kind::Job && new.pointer("/spec/template") != old.pointer("/spec/template") {
-            errs.push(FieldError::immutable("spec.template", new.pointer("/spec/template").unwrap_or(&Value::Null)));
+        if self.kind == Kind::Job && new.pointer("/spec/template") != old.pointer("/spec/template")
+        {
+            errs.push(FieldError::immutable(
+                "spec.template",
+                new.pointer("/spec/template").unwrap_or(&Value::Null),
+            ));
         }
         errs
     }
@@ -246,10 +347,23 @@ impl Strategy for Workload {
     }
 
     fn columns(&self) -> Vec<Column> {
-        let c = |name, type_, priority| Column { name, type_, priority, description: "" };
+        let c = |name, type_, priority| Column {
+            name,
+            type_,
+            priority,
+            description: "",
+        };
         let mut cols = match self.kind {
-            Kind::Deployment => vec![c("Ready", "string", 0), c("Up-to-date", "integer", 0), c("Available", "integer", 0)],
-            Kind::Replicated => vec![c("Desired", "integer", 0), c("Current", "integer", 0), c("Ready", "integer", 0)],
+            Kind::Deployment => vec![
+                c("Ready", "string", 0),
+                c("Up-to-date", "integer", 0),
+                c("Available", "integer", 0),
+            ],
+            Kind::Replicated => vec![
+                c("Desired", "integer", 0),
+                c("Current", "integer", 0),
+                c("Ready", "integer", 0),
+            ],
             Kind::DaemonSet => vec![
                 c("Desired", "integer", 0),
                 c("Current", "integer", 0),
@@ -259,7 +373,11 @@ impl Strategy for Workload {
                 c("Node Selector", "string", 0),
             ],
             Kind::StatefulSet => vec![c("Ready", "string", 0)],
-            Kind::Job => vec![c("Status", "string", 0), c("Completions", "string", 0), c("Duration", "string", 0)],
+            Kind::Job => vec![
+                c("Status", "string", 0),
+                c("Completions", "string", 0),
+                c("Duration", "string", 0),
+            ],
             Kind::CronJob => vec![
                 c("Schedule", "string", 0),
                 c("Timezone", "string", 0),
@@ -269,26 +387,47 @@ impl Strategy for Workload {
             ],
         };
         if self.kind != Kind::CronJob {
-            cols.extend([c("Containers", "string", 1), c("Images", "string", 1), c("Selector", "string", 1)]);
+            cols.extend([
+                c("Containers", "string", 1),
+                c("Images", "string", 1),
+                c("Selector", "string", 1),
+            ]);
         }
         cols
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let n = |f: &str| obj.pointer(&format!("/status/{f}")).and_then(Value::as_i64).unwrap_or(0);
-        let spec_n = |f: &str, d: i64| obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64).unwrap_or(d);
+        let n = |f: &str| {
+            obj.pointer(&format!("/status/{f}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let spec_n = |f: &str, d: i64| {
+            obj.pointer(&format!("/spec/{f}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(d)
+        };
         let mut cells = match self.kind {
             Kind::Deployment => vec![
                 json!(format!("{}/{}", n("readyReplicas"), spec_n("replicas", 1))),
                 json!(n("updatedReplicas")),
                 json!(n("availableReplicas")),
             ],
-            Kind::Replicated => vec![json!(spec_n("replicas", 1)), json!(n("replicas")), json!(n("readyReplicas"))],
+            Kind::Replicated => vec![
+                json!(spec_n("replicas", 1)),
+                json!(n("replicas")),
+                json!(n("readyReplicas")),
+            ],
             Kind::DaemonSet => {
                 let sel = obj
                     .pointer("/spec/template/spec/nodeSelector")
                     .and_then(Value::as_object)
-                    .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "<none>".into());
                 vec![
@@ -300,7 +439,11 @@ impl Strategy for Workload {
                     json!(sel),
                 ]
             }
-            Kind::StatefulSet => vec![json!(format!("{}/{}", n("readyReplicas"), spec_n("replicas", 1)))],
+            Kind::StatefulSet => vec![json!(format!(
+                "{}/{}",
+                n("readyReplicas"),
+                spec_n("replicas", 1)
+            ))],
             Kind::Job => {
                 let status = job_status(obj);
                 let completions = obj.pointer("/spec/completions").and_then(Value::as_i64);
@@ -313,20 +456,51 @@ impl Strategy for Workload {
             }
             Kind::CronJob => vec![
                 obj.pointer("/spec/schedule").cloned().unwrap_or(json!("")),
-                json!(obj.pointer("/spec/timeZone").and_then(Value::as_str).unwrap_or("<none>")),
-                obj.pointer("/spec/suspend").cloned().unwrap_or(json!(false)),
-                json!(obj.pointer("/status/active").and_then(Value::as_array).map_or(0, |a| a.len())),
-                json!(obj.pointer("/status/lastScheduleTime").and_then(Value::as_str).unwrap_or("<none>")),
+                json!(
+                    obj.pointer("/spec/timeZone")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                ),
+                obj.pointer("/spec/suspend")
+                    .cloned()
+                    .unwrap_or(json!(false)),
+                json!(
+                    obj.pointer("/status/active")
+                        .and_then(Value::as_array)
+                        .map_or(0, |a| a.len())
+                ),
+                json!(
+                    obj.pointer("/status/lastScheduleTime")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                ),
             ],
         };
         if self.kind != Kind::CronJob {
-            let containers = obj.pointer("/spec/template/spec/containers").and_then(Value::as_array);
-            let names: Vec<&str> = containers.into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
-            let images: Vec<&str> = containers.into_iter().flatten().filter_map(|c| c.get("image").and_then(Value::as_str)).collect();
-            let sel = obj.pointer("/spec/selector/matchLabels").or_else(|| obj.pointer("/spec/selector"));
+            let containers = obj
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array);
+            let names: Vec<&str> = containers
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect();
+            let images: Vec<&str> = containers
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .collect();
+            let sel = obj
+                .pointer("/spec/selector/matchLabels")
+                .or_else(|| obj.pointer("/spec/selector"));
             let sel = sel
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect::<Vec<_>>().join(","))
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default();
             cells.extend([json!(names.join(",")), json!(images.join(",")), json!(sel)]);
         }
@@ -343,13 +517,20 @@ fn default_job_spec(spec: Option<&mut Value>) {
     default_at(spec, &["backoffLimit"], json!(6));
     default_at(spec, &["completionMode"], json!("NonIndexed"));
     default_at(spec, &["suspend"], json!(false));
-    default_at(spec, &["podReplacementPolicy"], json!("TerminatingOrFailed"));
+    default_at(
+        spec,
+        &["podReplacementPolicy"],
+        json!("TerminatingOrFailed"),
+    );
 }
 
 fn job_status(obj: &Value) -> &'static str {
     let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
     let is = |t: &str| {
-        conditions.into_iter().flatten().any(|c| c.get("type") == Some(&json!(t)) && c.get("status") == Some(&json!("True")))
+        conditions
+            .into_iter()
+            .flatten()
+            .any(|c| c.get("type") == Some(&json!(t)) && c.get("status") == Some(&json!("True")))
     };
     if is("Complete") {
         "Complete"

@@ -1,0 +1,487 @@
+//! The API's semantics through an independent client (the `kube` crate) and
+//! raw HTTP: conflicts, selectors, paging, watch resumption and expiry,
+//! subresources, authentication and error bodies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use capstan_tests::fixture::ControlPlane;
+use capstan_tests::wait;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::{Value, json};
+
+fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap_or_default()
+}
+
+fn api_error(e: &kube::Error) -> Option<(u16, String)> {
+    match e {
+        kube::Error::Api(s) => Some((s.code, s.reason.clone())),
+        _ => None,
+    }
+}
+
+async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Value)> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", content_type)
+        .body(kube::client::Body::from(body))?;
+    let resp = client.send(req).await?;
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await?;
+    Ok((code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn stale_update_is_a_409_conflict() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client().await?, "default");
+    let created = cms
+        .create(&PostParams::default(), &configmap("c", &[]))
+        .await?;
+    let mut first = created.clone();
+    first.data = Some(BTreeMap::from([("k".into(), "first".into())]));
+    cms.replace("c", &PostParams::default(), &first).await?;
+    let mut stale = created;
+    stale.data = Some(BTreeMap::from([("k".into(), "stale".into())]));
+    let err = cms
+        .replace("c", &PostParams::default(), &stale)
+        .await
+        .err()
+        .context("stale write must fail")?;
+    assert_eq!(api_error(&err), Some((409, "Conflict".into())));
+    assert_eq!(
+        cms.get("c").await?.data.and_then(|d| d.get("k").cloned()),
+        Some("first".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn label_and_field_selectors_and_consistent_paging() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client().await?, "default");
+    for i in 0..25 {
+        let tier = if i % 2 == 0 { "front" } else { "back" };
+        cms.create(
+            &PostParams::default(),
+            &configmap(
+                &format!("cm-{i:02}"),
+                &[("tier", tier), ("n", &i.to_string())],
+            ),
+        )
+        .await?;
+    }
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("tier=front"))
+                .await?
+        )
+        .len(),
+        13
+    );
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().labels("tier!=front,n in (1,3,4)"))
+                .await?
+        ),
+        ["cm-01", "cm-03"]
+    );
+    assert_eq!(
+        names(cms.list(&ListParams::default().labels("!tier")).await?).len(),
+        0
+    );
+    assert_eq!(
+        names(
+            cms.list(&ListParams::default().fields("metadata.name=cm-07"))
+                .await?
+        ),
+        ["cm-07"]
+    );
+    let err = cms
+        .list(&ListParams::default().fields("spec.nodeName=x"))
+        .await
+        .err()
+        .context("unsupported field")?;
+    assert_eq!(api_error(&err).map(|e| e.0), Some(400));
+
+    // Pages of 10 from one snapshot: an object created mid-way is not seen.
+    let first = cms.list(&ListParams::default().limit(10)).await?;
+    let token = first
+        .metadata
+        .continue_
+        .clone()
+        .context("a continue token")?;
+    cms.create(&PostParams::default(), &configmap("cm-00a", &[]))
+        .await?;
+    let second = cms
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await?;
+    let third = cms
+        .list(
+            &ListParams::default().limit(10).continue_token(
+                second
+                    .metadata
+                    .continue_
+                    .as_deref()
+                    .context("second token")?,
+            ),
+        )
+        .await?;
+    assert!(third.metadata.continue_.as_deref().unwrap_or("").is_empty());
+    let mut all = names(first);
+    all.extend(names(second));
+    all.extend(names(third));
+    let expected: Vec<String> = (0..25).map(|i| format!("cm-{i:02}")).collect();
+    assert_eq!(all, expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn watch_resumes_from_its_last_version_after_an_apiserver_restart() -> Result<()> {
+    let mut cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let start = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .context("list rv")?;
+    let mut stream = cms.watch(&WatchParams::default(), &start).await?.boxed();
+    cms.create(&PostParams::default(), &configmap("a", &[]))
+        .await?;
+    let last = match tokio::time::timeout(Duration::from_secs(20), stream.try_next()).await?? {
+        Some(WatchEvent::Added(cm)) => cm.metadata.resource_version.context("rv")?,
+        other => anyhow::bail!("expected ADDED, got {other:?}"),
+    };
+    drop(stream);
+    // Changes the watcher has not seen, and a newer revision elsewhere.
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s"}}))?,
+        )
+        .await?;
+    cp.restart_apiserver().await?;
+
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client().await?, "default");
+    let mut stream = cms.watch(&WatchParams::default(), &last).await?.boxed();
+    cms.create(&PostParams::default(), &configmap("b", &[]))
+        .await?;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(20), stream.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) => {
+                seen.push(format!("ADDED {}", cm.metadata.name.unwrap_or_default()))
+            }
+            Some(WatchEvent::Modified(cm)) => seen.push(format!(
+                "MODIFIED {} {}",
+                cm.metadata.name.unwrap_or_default(),
+                cm.data
+                    .and_then(|d| d.get("k").cloned())
+                    .unwrap_or_default()
+            )),
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["MODIFIED a changed", "ADDED b"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn compacted_versions_answer_410_gone() -> Result<()> {
+    let cp = ControlPlane::start(&["--etcd-compaction-interval=1s"]).await?;
+    let client = cp.client().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let created = cms
+        .create(&PostParams::default(), &configmap("c", &[]))
+        .await?;
+    let old = created.metadata.resource_version.context("rv")?;
+    for i in 0..3 {
+        cms.patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": i.to_string()}})),
+        )
+        .await?;
+    }
+    // Once compaction has passed `old`, a watch from it ends with 410.
+    let status = wait::until(
+        "a watch from a compacted version to expire",
+        Duration::from_secs(60),
+        || {
+            let cms = cms.clone();
+            let old = old.clone();
+            async move {
+                let mut stream = cms.watch(&WatchParams::default(), &old).await.ok()?.boxed();
+                match tokio::time::timeout(Duration::from_secs(5), stream.next())
+                    .await
+                    .ok()??
+                {
+                    Ok(WatchEvent::Error(s)) => Some(s),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await?;
+    assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+    let (code, body) = raw(
+        &client,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?resourceVersion={old}&resourceVersionMatch=Exact"
+        ),
+        "application/json",
+        vec![],
+    )
+    .await?;
+    assert_eq!((code, body["reason"].as_str()), (410, Some("Expired")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_and_spec_are_written_through_separate_doors() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let deploys: Api<Deployment> = Api::namespaced(cp.client().await?, "default");
+    let d: Deployment = serde_json::from_value(
+        json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}, "status": {"replicas": 9}}),
+    )?;
+    let created = deploys.create(&PostParams::default(), &d).await?;
+    assert_eq!(
+        created.status.and_then(|s| s.replicas),
+        None,
+        "create drops status"
+    );
+    let pp = PatchParams::default();
+    let main = deploys
+        .patch("d", &pp, &Patch::Merge(json!({"status": {"replicas": 4}})))
+        .await?;
+    assert_eq!(
+        main.status.and_then(|s| s.replicas),
+        None,
+        "the main resource ignores status"
+    );
+    let status = deploys
+        .patch_status(
+            "d",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 7}, "status": {"replicas": 4}})),
+        )
+        .await?;
+    assert_eq!(status.status.and_then(|s| s.replicas), Some(4));
+    assert_eq!(
+        status.spec.and_then(|s| s.replicas),
+        Some(1),
+        "the status subresource ignores spec"
+    );
+    assert_eq!(
+        status.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pod_is_bound_to_a_node_once() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    let path = "/api/v1/namespaces/default/pods/p/binding";
+    let (code, _) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        serde_json::to_vec(&binding)?,
+    )
+    .await?;
+    assert_eq!(code, 201);
+    let pod = pods.get("p").await?;
+    assert_eq!(pod.spec.and_then(|s| s.node_name).as_deref(), Some("n1"));
+    let scheduled = pod
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled");
+    assert_eq!(scheduled.map(|c| c.status).as_deref(), Some("True"));
+    let (code, body) = raw(
+        &client,
+        "POST",
+        path,
+        "application/json",
+        serde_json::to_vec(&binding)?,
+    )
+    .await?;
+    assert_eq!((code, body["reason"].as_str()), (409, Some("Conflict")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_without_a_client_certificate_are_unauthorized() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let anonymous = cp.anonymous_client().await?;
+    let (code, body) = raw(
+        &anonymous,
+        "GET",
+        "/api/v1/namespaces",
+        "application/json",
+        vec![],
+    )
+    .await?;
+    assert_eq!(
+        (code, body["kind"].as_str(), body["reason"].as_str()),
+        (401, Some("Status"), Some("Unauthorized"))
+    );
+    let req = http::Request::get("/healthz").body(kube::client::Body::from(Vec::new()))?;
+    let resp = anonymous.send(req).await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let version: Value = anonymous
+        .request(http::Request::get("/version").body(Vec::new())?)
+        .await?;
+    assert_eq!(version["major"], "1");
+    Ok(())
+}
+
+/// method, path, content type, body, expected code, expected reason.
+type ErrorCase<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+
+#[tokio::test]
+async fn every_error_is_a_status_body_with_the_right_code() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cases: Vec<ErrorCase> = vec![
+        (
+            "GET",
+            "/api/v1/nothing-here",
+            "application/json",
+            vec![],
+            404,
+            "NotFound",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/absent",
+            "application/json",
+            vec![],
+            404,
+            "NotFound",
+        ),
+        (
+            "POST",
+            cms,
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            cms,
+            "text/plain",
+            b"x".to_vec(),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            "POST",
+            cms,
+            "application/json",
+            vec![b' '; 4 * 1024 * 1024],
+            413,
+            "RequestEntityTooLarge",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps/named",
+            "application/json",
+            b"{}".to_vec(),
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            "POST",
+            cms,
+            "application/json",
+            br#"{"metadata":{"name":"x"},"data":{"bad key":"v"}}"#.to_vec(),
+            422,
+            "Invalid",
+        ),
+        (
+            "POST",
+            cms,
+            "application/json",
+            br#"{"metadata":{"name":"x"},"data":"not a map"}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
+    ];
+    for (method, path, ct, body, code, reason) in cases {
+        let (got, status) = raw(&client, method, path, ct, body).await?;
+        assert_eq!(
+            (got, status["kind"].as_str(), status["reason"].as_str()),
+            (code, Some("Status"), Some(reason)),
+            "{method} {path}"
+        );
+    }
+    let c: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    c.create(&PostParams::default(), &configmap("dup", &[]))
+        .await?;
+    let err = c
+        .create(&PostParams::default(), &configmap("dup", &[]))
+        .await
+        .err()
+        .context("duplicate")?;
+    assert_eq!(api_error(&err), Some((409, "AlreadyExists".into())));
+    // The metrics count what was asked, by verb, resource and code.
+    let metrics = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("apiserver_request_total")
+                && l.contains("resource=\"configmaps\"")
+                && l.contains("code=\"409\"")),
+        "{metrics}"
+    );
+    Ok(())
+}

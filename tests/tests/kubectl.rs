@@ -1,0 +1,310 @@
+//! kubectl against a real apiserver and etcd: the verbs a user types, from
+//! YAML files with kubectl's default (server-side) validation, and what
+//! `get`, `describe` and `api-resources` print.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use capstan_tests::fixture::{ControlPlane, KUBECTL, KUBECTL_OLD};
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  containers:
+  - name: nginx
+    image: nginx:1.27
+    ports: [{containerPort: 80}]
+"#;
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: nginx, image: nginx}]
+"#;
+
+const SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+const CONFIGMAP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, labels: {tier: backend}}
+data: {mode: fast}
+"#;
+
+#[tokio::test]
+async fn create_get_patch_delete_from_yaml_files() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    for (name, text) in [
+        ("pod.yaml", POD),
+        ("deploy.yaml", DEPLOYMENT),
+        ("svc.yaml", SERVICE),
+        ("cm.yaml", CONFIGMAP),
+    ] {
+        let path = cp.write(name, text)?;
+        let out = cp.kubectl(&["create", "-f", &path])?;
+        assert!(out.contains("created"), "{out}");
+    }
+    // Defaulted fields show as upstream shows them.
+    let pod = cp.kubectl(&["get", "pod", "web", "-o", "yaml"])?;
+    for field in [
+        "restartPolicy: Always",
+        "dnsPolicy: ClusterFirst",
+        "imagePullPolicy: IfNotPresent",
+        "terminationMessagePath: /dev/termination-log",
+        "phase: Pending",
+        "protocol: TCP",
+    ] {
+        assert!(pod.contains(field), "missing {field} in\n{pod}");
+    }
+    let table = cp.kubectl(&["get", "pods"])?;
+    assert!(
+        table.starts_with("NAME") && table.contains("READY") && table.contains("STATUS"),
+        "{table}"
+    );
+    assert!(
+        table.contains("web") && table.contains("0/1") && table.contains("Pending"),
+        "{table}"
+    );
+    let deploy = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.strategy.rollingUpdate.maxSurge} {.metadata.generation}",
+    ])?;
+    assert_eq!(deploy, "25% 1");
+    let svc = cp.kubectl(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.ports[0].protocol} {.spec.type}",
+    ])?;
+    assert_eq!(svc, "TCP ClusterIP");
+
+    // label (merge patch), patch --type merge and --type json.
+    cp.kubectl(&["label", "pod", "web", "tier=front"])?;
+    assert_eq!(
+        cp.kubectl(&["get", "pods", "-l", "tier=front", "-o", "name"])?
+            .trim(),
+        "pod/web"
+    );
+    cp.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":5}}"#,
+    ])?;
+    cp.kubectl(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/data/extra","value":"1"}]"#,
+    ])?;
+    let after = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.metadata.generation}",
+    ])?;
+    assert_eq!(after, "5 2", "a spec change bumps generation");
+    assert_eq!(
+        cp.kubectl(&["get", "cm", "settings", "-o", "jsonpath={.data.extra}"])?,
+        "1"
+    );
+
+    // describe and delete.
+    let described = cp.kubectl(&["describe", "pod", "web"])?;
+    assert!(
+        described.contains("Name:")
+            && described.contains("nginx:1.27")
+            && described.contains("tier=front"),
+        "{described}"
+    );
+    cp.kubectl(&["delete", "cm", "settings"])?;
+    let err = cp.kubectl_err(&["get", "cm", "settings"])?;
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn older_kubectl_creates_from_files_and_lists() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let path = cp.write("cm.yaml", CONFIGMAP)?;
+    let out = cp.kubectl_ok(KUBECTL_OLD, &["create", "-f", &path])?;
+    assert!(out.contains("configmap/settings created"), "{out}");
+    let out = cp.kubectl_ok(KUBECTL_OLD, &["apply", "-f", &cp.write("pod.yaml", POD)?])?;
+    assert!(out.contains("pod/web created"), "{out}");
+    let listed = cp.kubectl_ok(
+        KUBECTL_OLD,
+        &["get", "cm", "-l", "tier=backend", "-o", "name"],
+    )?;
+    assert_eq!(listed.trim(), "configmap/settings");
+    Ok(())
+}
+
+#[tokio::test]
+async fn api_resources_lists_what_is_served_with_short_names() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let out = cp.kubectl(&["api-resources", "--no-headers"])?;
+    for (resource, short) in [
+        ("pods", "po"),
+        ("deployments", "deploy"),
+        ("services", "svc"),
+        ("configmaps", "cm"),
+        ("namespaces", "ns"),
+        ("nodes", "no"),
+        ("replicasets", "rs"),
+        ("daemonsets", "ds"),
+        ("statefulsets", "sts"),
+        ("cronjobs", "cj"),
+        ("endpoints", "ep"),
+        ("serviceaccounts", "sa"),
+        ("events", "ev"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(resource));
+        assert!(
+            line.is_some_and(|l| l.split_whitespace().nth(1) == Some(short)),
+            "{resource} should have short name {short}:\n{out}"
+        );
+    }
+    // Every listed resource can be read with kubectl get.
+    let names = cp.kubectl(&["api-resources", "-o", "name", "--verbs=list"])?;
+    let all: Vec<&str> = names.lines().collect();
+    assert!(all.len() >= 29, "{names}");
+    let joined = all.join(",");
+    cp.kubectl(&["get", &joined, "-A"])?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_objects_are_refused_with_field_causes_and_not_stored() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let bad = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: Bad_Name}
+spec:
+  containers: [{name: c}]
+"#;
+    let err = cp.kubectl_err(&["create", "-f", &cp.write("bad.yaml", bad)?])?;
+    assert!(err.contains("is invalid"), "{err}");
+    assert!(
+        err.contains("metadata.name: Invalid value: \"Bad_Name\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.containers[0].image: Required value"),
+        "{err}"
+    );
+    let listed = cp.kubectl(&["get", "pods", "-o", "name"])?;
+    assert!(listed.trim().is_empty(), "nothing stored: {listed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn wait_for_delete_returns_once_finalizers_are_cleared() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let held = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: held, finalizers: [example.com/hold]}
+"#;
+    cp.kubectl(&["create", "-f", &cp.write("held.yaml", held)?])?;
+    cp.kubectl(&["delete", "cm", "held", "--wait=false"])?;
+    let ts = cp.kubectl(&[
+        "get",
+        "cm",
+        "held",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ])?;
+    assert!(!ts.is_empty(), "marked for deletion, not removed");
+    let kubeconfig = cp.kubeconfig.clone();
+    let waiter = tokio::process::Command::new(KUBECTL)
+        .args(["wait", "--for=delete", "cm/held", "--timeout=60s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output();
+    let waiter = tokio::spawn(waiter);
+    cp.kubectl(&[
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])?;
+    let out = tokio::time::timeout(Duration::from_secs(90), waiter).await???;
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = cp.kubectl_err(&["get", "cm", "held"])?;
+    assert!(err.contains("not found"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn namespaces_gate_where_objects_may_be_created() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let listed = cp.kubectl(&["get", "ns", "-o", "name"])?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(listed.contains(&format!("namespace/{ns}")), "{listed}");
+    }
+    let path = cp.write("cm.yaml", CONFIGMAP)?;
+    let err = cp.kubectl_err(&["create", "-f", &path, "-n", "missing"])?;
+    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
+    cp.kubectl(&[
+        "apply",
+        "-f",
+        &cp.write(
+            "ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+        )?,
+    ])?;
+    cp.kubectl(&["create", "-f", &path, "-n", "team"])?;
+    cp.kubectl(&["delete", "ns", "team", "--wait=false"])?;
+    let phase = cp.kubectl(&["get", "ns", "team", "-o", "jsonpath={.status.phase}"])?;
+    assert_eq!(phase, "Terminating");
+    let err = cp.kubectl_err(&[
+        "create",
+        "-f",
+        &cp.write("cm2.yaml", &CONFIGMAP.replace("settings", "other"))?,
+        "-n",
+        "team",
+    ])?;
+    assert!(err.contains("because it is being terminated"), "{err}");
+    Ok(())
+}
