@@ -384,9 +384,10 @@ impl IntoResponse for ApiError {
             http::HeaderValue::from_static("application/json"),
         );
         if let Some(r) = self.retry_after
-            && let Ok(v) = http::HeaderValue::from_str(&r.to_string()) {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
+            && let Ok(v) = http::HeaderValue::from_str(&r.to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
         resp
     }
 }

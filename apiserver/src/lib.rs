@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod negotiation;
 pub mod openapi;
 pub mod options;
+pub mod protobuf;
 pub mod registry;
 pub mod request_info;
 pub mod selectors;

@@ -96,12 +96,15 @@ pub fn content_essence(content_type: Option<&str>) -> String {
         .to_ascii_lowercase()
 }
 
-/// Decodes a JSON or YAML body into a JSON value.
+/// Decodes a JSON, YAML or Kubernetes protobuf body into a JSON value.
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
     let essence = content_essence(content_type);
     match essence.as_str() {
         "application/json" | "" => decode_json(body),
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
+        crate::protobuf::MEDIA_TYPE => {
+            crate::protobuf::decode_envelope(body).map_err(ApiError::bad_request)
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -180,7 +183,7 @@ mod tests {
         assert_eq!(
             decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s\0")
                 .map_err(|e| e.code.as_u16()),
-            Err(415)
+            Err(400)
         );
         assert!(
             decode_body(

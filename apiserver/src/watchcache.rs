@@ -391,9 +391,10 @@ impl WatchCache {
         }
         for (key, kv) in &old {
             if !seen.contains(key)
-                && let Some(obj) = CachedObject::from_kv(kv) {
-                    events.push(deletion(Arc::new(obj), until));
-                }
+                && let Some(obj) = CachedObject::from_kv(kv)
+            {
+                events.push(deletion(Arc::new(obj), until));
+            }
         }
         events.sort_by_key(|e| e.revision);
         Ok(events.into_iter().map(Arc::new).collect())

@@ -22,22 +22,23 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The directory cargo puts workspace binaries in (next to the test
-/// executable's `deps/`).
+/// A workspace binary built in the same profile as the running program:
+/// next to it (a harness binary) or one level up (a test in `deps/`).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no target dir")?;
-    let path = dir.join(name);
-    if !path.exists() {
-        bail!(
-            "{} is not built: run `cargo build --workspace --bins` first",
-            path.display()
-        );
+    let dir = exe.parent().context("executable has no directory")?;
+    for candidate in [
+        dir.join(name),
+        dir.parent().map(|p| p.join(name)).unwrap_or_default(),
+    ] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
     }
-    Ok(path)
+    bail!(
+        "{name} is not built next to {}: run `cargo build --workspace --bins` (with --release for benchmarks) first",
+        exe.display()
+    )
 }
 
 /// A child process killed (and reaped) on drop.
@@ -238,6 +239,11 @@ impl ControlPlane {
         })
         .await
         .with_context(|| self.apiserver.process.log_tail())
+    }
+
+    /// The last lines of the apiserver's log, for failure messages.
+    pub fn apiserver_log_tail(&self) -> String {
+        self.apiserver.process.log_tail()
     }
 
     /// Stops the apiserver and starts it again on the same port and etcd.

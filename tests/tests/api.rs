@@ -485,3 +485,27 @@ async fn every_error_is_a_status_body_with_the_right_code() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn lists_larger_than_a_grpc_message_are_served() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client().await?, "default");
+    let big = "x".repeat(900 * 1024);
+    for i in 0..6 {
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": format!("big-{i}")}, "data": {"blob": big}}),
+        )?;
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    // More than etcd-client's default 4 MiB response limit, from storage
+    // and from the watch cache.
+    assert_eq!(cms.list(&ListParams::default()).await?.items.len(), 6);
+    assert_eq!(
+        cms.list(&ListParams::default().match_any())
+            .await?
+            .items
+            .len(),
+        6
+    );
+    Ok(())
+}

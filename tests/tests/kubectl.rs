@@ -308,3 +308,113 @@ async fn namespaces_gate_where_objects_may_be_created() -> Result<()> {
     assert!(err.contains("because it is being terminated"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_133_typed_creates_send_protobuf_bodies() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    assert_eq!(
+        cp.kubectl(&["create", "namespace", "team"])?.trim(),
+        "namespace/team created"
+    );
+    let out = cp.kubectl(&[
+        "create",
+        "configmap",
+        "conf",
+        "-n",
+        "team",
+        "--from-literal=mode=fast",
+        "--from-literal=level=3",
+    ])?;
+    assert_eq!(out.trim(), "configmap/conf created");
+    let out = cp.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "--port=80",
+    ])?;
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let out = cp.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "team",
+        "--from-literal=password=s3cr3t",
+    ])?;
+    assert_eq!(out.trim(), "secret/creds created");
+    assert_eq!(
+        cp.kubectl(&[
+            "get",
+            "cm",
+            "conf",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.mode} {.data.level}"
+        ])?,
+        "fast 3"
+    );
+    let deploy = cp.kubectl(&["get", "deploy", "web", "-n", "team", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort} {.spec.strategy.type}"])?;
+    assert_eq!(deploy, "2 nginx:1.27 80 RollingUpdate");
+    // base64 of "s3cr3t"
+    assert_eq!(
+        cp.kubectl(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.password}"
+        ])?,
+        "czNjcjN0"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_get_watch_prints_changes_as_they_happen() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    cp.kubectl(&["create", "-f", &cp.write("cm.yaml", CONFIGMAP)?])?;
+    let mut watcher = tokio::process::Command::new(KUBECTL)
+        .args(["get", "cm", "-w", "--output-watch-events"])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = watcher
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    let mut created_second = false;
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("ADDED") && l.contains("second"))
+    {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("watch ended: {seen:?}"))?;
+        if line.contains("settings") && !created_second {
+            cp.kubectl(&["create", "configmap", "second"])?;
+            created_second = true;
+        }
+        seen.push(line);
+    }
+    assert!(
+        seen[0].starts_with("EVENT") && seen[0].contains("NAME") && seen[0].contains("DATA"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("ADDED") && l.contains("settings")),
+        "{seen:?}"
+    );
+    Ok(())
+}

@@ -238,11 +238,12 @@ fn delete_options(q: &HashMap<String, String>, raw: &[u8]) -> ApiResult<DeleteOp
         propagation = Some("Orphan".into());
     }
     if let Some(p) = &propagation
-        && !["Foreground", "Background", "Orphan"].contains(&p.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
+        && !["Foreground", "Background", "Orphan"].contains(&p.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )));
+    }
     Ok(DeleteOptions {
         grace_period_seconds: grace,
         uid: body

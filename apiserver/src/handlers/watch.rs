@@ -220,9 +220,10 @@ async fn stream_events(
             visible(ev, &prefix, &filter)
         };
         if let Some(kind) = kind
-            && !send(render.event(kind, &ev.object)).await {
-                return;
-            }
+            && !send(render.event(kind, &ev.object)).await
+        {
+            return;
+        }
         revision = revision.max(ev.revision);
     }
     if send_initial && !send(render.bookmark(revision, true)).await {

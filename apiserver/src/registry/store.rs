@@ -390,9 +390,10 @@ impl<'a> Store<'a> {
         }
         let strategy = &self.info.strategy;
         if strategy.has_status()
-            && let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
         strategy.apply_defaults(&mut obj);
         strategy.prepare_for_create(&mut obj);
         let mut errs = self.validate_meta(&obj);
@@ -744,25 +745,27 @@ impl<'a> Store<'a> {
             let current = self.get_cached(ns, obj_name).await?;
             let old = &current.value;
             if let Some(uid) = &opts.uid
-                && uid != meta::meta_str(old, "uid") {
-                    return Err(ApiError::conflict(
-                        self.subject(obj_name),
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta::meta_str(old, "uid")
-                        ),
-                    ));
-                }
+                && uid != meta::meta_str(old, "uid")
+            {
+                return Err(ApiError::conflict(
+                    self.subject(obj_name),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::meta_str(old, "uid")
+                    ),
+                ));
+            }
             if let Some(rv) = &opts.resource_version
-                && *rv != current.revision.to_string() {
-                    return Err(ApiError::conflict(
-                        self.subject(obj_name),
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            current.revision
-                        ),
-                    ));
-                }
+                && *rv != current.revision.to_string()
+            {
+                return Err(ApiError::conflict(
+                    self.subject(obj_name),
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        current.revision
+                    ),
+                ));
+            }
             let grace = self
                 .info
                 .strategy
@@ -942,9 +945,10 @@ impl<'a> Store<'a> {
             for kv in &page.items {
                 last_key = Some(kv.key.clone());
                 if let Some(obj) = CachedObject::from_kv(kv)
-                    && opts.filter.matches(&obj.value) {
-                        items.push(Arc::new(obj));
-                    }
+                    && opts.filter.matches(&obj.value)
+                {
+                    items.push(Arc::new(obj));
+                }
             }
             let (true, Some(last)) = (page.more, last_key) else {
                 return Ok(ListResult {

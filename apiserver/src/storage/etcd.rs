@@ -13,6 +13,10 @@ use super::{
     KeyValue, ListPage, Storage, StorageError, StorageResult, WatchEvent, WatchStream, prefix_end,
 };
 
+/// Largest etcd response accepted: a full list of a large resource is one
+/// message (upstream's client allows up to 2 GiB too).
+const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
+
 /// [`Storage`] over an etcd v3 cluster.
 #[derive(Clone)]
 pub struct EtcdStorage {
@@ -20,6 +24,12 @@ pub struct EtcdStorage {
 }
 
 impl EtcdStorage {
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     /// Connects to the given endpoints (`http://host:port`).
     pub async fn connect(endpoints: &[String]) -> StorageResult<Self> {
         let opts = etcd_client::ConnectOptions::new()
@@ -65,7 +75,7 @@ impl Storage for EtcdStorage {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv().txn(txn).await.map_err(map_err)?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists);
         }
@@ -73,12 +83,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn get(&self, key: &str) -> StorageResult<KeyValue> {
-        let resp = self
-            .client
-            .kv_client()
-            .get(key, None)
-            .await
-            .map_err(map_err)?;
+        let resp = self.kv().get(key, None).await.map_err(map_err)?;
         resp.kvs().first().map(to_kv).ok_or(StorageError::NotFound)
     }
 
@@ -98,8 +103,7 @@ impl Storage for EtcdStorage {
             opts = opts.with_limit(limit);
         }
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .get(from, Some(opts))
             .await
             .map_err(|e| match map_err(e) {
@@ -122,7 +126,7 @@ impl Storage for EtcdStorage {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, value.to_vec(), None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv().txn(txn).await.map_err(map_err)?;
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }
@@ -134,7 +138,7 @@ impl Storage for EtcdStorage {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv().txn(txn).await.map_err(map_err)?;
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }
@@ -201,17 +205,12 @@ impl Storage for EtcdStorage {
 
     async fn current_revision(&self) -> StorageResult<i64> {
         let opts = GetOptions::new().with_count_only();
-        let resp = self
-            .client
-            .kv_client()
-            .get("/", Some(opts))
-            .await
-            .map_err(map_err)?;
+        let resp = self.kv().get("/", Some(opts)).await.map_err(map_err)?;
         Ok(header_revision(resp.header()))
     }
 
     async fn compact(&self, revision: i64) -> StorageResult<()> {
-        match self.client.kv_client().compact(revision, None).await {
+        match self.kv().compact(revision, None).await {
             Ok(_) => Ok(()),
             Err(e) => match map_err(e) {
                 // Compacting to an already-compacted revision is a no-op.

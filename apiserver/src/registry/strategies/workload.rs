@@ -152,10 +152,11 @@ impl Strategy for Workload {
                 // A ReplicationController's selector defaults to its
                 // template's labels (apps kinds require one).
                 if obj.get("kind") == Some(&json!("ReplicationController"))
-                    && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned() {
-                        default_at(obj, &["spec", "selector"], labels.clone());
-                        default_at(obj, &["metadata", "labels"], labels);
-                    }
+                    && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
+                {
+                    default_at(obj, &["spec", "selector"], labels.clone());
+                    default_at(obj, &["metadata", "labels"], labels);
+                }
             }
             Kind::DaemonSet => {
                 default_at(
@@ -296,13 +297,14 @@ impl Strategy for Workload {
             if let Some(n) = obj
                 .pointer(&format!("/spec/{field}"))
                 .and_then(Value::as_i64)
-                && n < 0 {
-                    errs.push(FieldError::invalid(
-                        format!("spec.{field}"),
-                        &json!(n),
-                        "must be greater than or equal to 0",
-                    ));
-                }
+                && n < 0
+            {
+                errs.push(FieldError::invalid(
+                    format!("spec.{field}"),
+                    &json!(n),
+                    "must be greater than or equal to 0",
+                ));
+            }
         }
         if self.kind == Kind::CronJob
             && obj
