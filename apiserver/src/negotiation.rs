@@ -14,6 +14,9 @@ pub enum Format {
     Yaml,
     /// `application/json;as=Table;v=v1;g=meta.k8s.io`.
     Table,
+    /// `application/vnd.kubernetes.protobuf` (built-in kinds; watches are
+    /// answered in JSON, which every protobuf client also accepts).
+    Protobuf,
 }
 
 /// One media range of an Accept header: type and parameters.
@@ -47,8 +50,6 @@ impl MediaRange<'_> {
 }
 
 /// Picks the first representation of `accept` the server can produce.
-/// Protobuf is not produced yet: a client listing JSON after it (as
-/// kubectl and client-go do) gets JSON.
 pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
@@ -66,6 +67,9 @@ pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
                 None => return Ok(Format::Json),
             },
             "application/yaml" => return Ok(Format::Yaml),
+            crate::protobuf::MEDIA_TYPE if range.param("as").is_none() => {
+                return Ok(Format::Protobuf);
+            }
             "*/*" | "application/*" => return Ok(Format::Json),
             _ => continue,
         }
@@ -139,6 +143,14 @@ pub fn encode(value: &Value, format: Format) -> ApiResult<(Vec<u8>, &'static str
             let text = serde_saphyr::to_string(value).map_err(ApiError::internal)?;
             Ok((text.into_bytes(), "application/yaml"))
         }
+        Format::Protobuf => match crate::protobuf::encode_envelope(value) {
+            Ok(bytes) => Ok((bytes, crate::protobuf::MEDIA_TYPE)),
+            Err(e) => {
+                // Every client that asks for protobuf also accepts JSON.
+                tracing::warn!(error = %e, "protobuf encoding failed; answering in JSON");
+                encode(value, Format::Json)
+            }
+        },
         Format::Json | Format::Table => Ok((
             serde_json::to_vec(value).map_err(ApiError::internal)?,
             "application/json",
@@ -157,7 +169,7 @@ mod tests {
         assert_eq!(response_format(None), Ok(Format::Json));
         assert_eq!(
             response_format(Some("application/vnd.kubernetes.protobuf,application/json")),
-            Ok(Format::Json)
+            Ok(Format::Protobuf)
         );
         assert_eq!(response_format(Some("application/yaml")), Ok(Format::Yaml));
         assert!(response_format(Some("text/html")).is_err());

@@ -509,3 +509,41 @@ async fn lists_larger_than_a_grpc_message_are_served() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn protobuf_is_answered_when_a_client_prefers_it() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("proto", &[("a", "b")]))
+        .await?;
+    for path in [
+        "/api/v1/namespaces/default/configmaps/proto",
+        "/api/v1/namespaces/default/configmaps",
+    ] {
+        let req = http::Request::get(path)
+            .header(
+                "Accept",
+                "application/vnd.kubernetes.protobuf, application/json",
+            )
+            .body(kube::client::Body::from(Vec::new()))?;
+        let resp = client.send(req).await?;
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp.into_body().collect_bytes().await?;
+        assert_eq!(
+            content_type, "application/vnd.kubernetes.protobuf",
+            "{path}"
+        );
+        assert!(body.starts_with(b"k8s\0"), "{path}: the protobuf envelope");
+        assert!(
+            body.windows(5).any(|w| w == b"proto"),
+            "{path}: carries the object"
+        );
+    }
+    Ok(())
+}

@@ -300,10 +300,10 @@ async fn list(
             "application/json",
             list_json(info, &result),
         )),
-        Format::Yaml => {
+        Format::Yaml | Format::Protobuf => {
             let v: Value =
                 serde_json::from_slice(&list_json(info, &result)).map_err(ApiError::internal)?;
-            let (body, ct) = encode(&v, Format::Yaml)?;
+            let (body, ct) = encode(&v, format)?;
             Ok(bytes_response(StatusCode::OK, ct, body))
         }
     }
