@@ -28,6 +28,16 @@ impl IncludeObject {
     }
 }
 
+/// A string cell at a JSON pointer, `<none>` when missing or empty, as
+/// kubectl prints absent values.
+pub fn text_or_none(obj: &Value, pointer: &str) -> String {
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>")
+        .to_string()
+}
+
 /// Upstream's short human duration (`5s`, `3m2s`, `4h`, `12d`, `2y`).
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);

@@ -131,6 +131,29 @@ impl Etcd {
         Ok(etcd)
     }
 
+    /// Stops etcd (its data stays until the fixture is dropped).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// The value of one of etcd's own Prometheus metrics (from `/metrics`
+    /// on its client URL).
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await?;
+        conn.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .with_context(|| format!("etcd metric {name} not found"))?
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("etcd metric {name} is not a number"))
+    }
+
     /// A client of this etcd.
     pub async fn client(&self) -> Result<etcd_client::Client> {
         Ok(etcd_client::Client::connect([self.endpoint.clone()], None).await?)

@@ -547,3 +547,57 @@ async fn protobuf_is_answered_when_a_client_prefers_it() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn many_watchers_share_one_etcd_watch_per_resource() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let before = cp.etcd.metric("etcd_debugging_mvcc_watcher_total").await?;
+    let cms: Api<ConfigMap> = Api::namespaced(cp.client().await?, "default");
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        streams.push(cms.watch(&WatchParams::default(), "0").await?.boxed());
+    }
+    cms.create(&PostParams::default(), &configmap("seen-by-all", &[]))
+        .await?;
+    for s in &mut streams {
+        match tokio::time::timeout(Duration::from_secs(20), s.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) => {
+                assert_eq!(cm.metadata.name.as_deref(), Some("seen-by-all"))
+            }
+            other => anyhow::bail!("expected ADDED, got {other:?}"),
+        }
+    }
+    let after = cp.etcd.metric("etcd_debugging_mvcc_watcher_total").await?;
+    assert_eq!(before, after, "200 API watchers add no etcd watcher");
+    Ok(())
+}
+
+#[tokio::test]
+async fn readyz_follows_etcd() -> Result<()> {
+    let mut cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let readyz = |client: kube::Client| async move {
+        let req = http::Request::get("/readyz")
+            .body(kube::client::Body::from(Vec::new()))
+            .ok()?;
+        Some(client.send(req).await.ok()?.status().as_u16())
+    };
+    assert_eq!(readyz(client.clone()).await, Some(200));
+    cp.etcd.stop();
+    wait::until(
+        "readyz to fail without etcd",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            async move { (readyz(client).await? >= 500).then_some(()) }
+        },
+    )
+    .await?;
+    let req = http::Request::get("/livez").body(kube::client::Body::from(Vec::new()))?;
+    assert_eq!(
+        client.send(req).await?.status().as_u16(),
+        200,
+        "the process itself is live"
+    );
+    Ok(())
+}

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::podspec::{default_pod_spec, validate_pod_spec};
 use crate::error::FieldError;
 use crate::registry::strategy::{Column, Strategy};
+use crate::table::text_or_none;
 
 /// Pods.
 pub struct PodStrategy;
@@ -233,13 +234,7 @@ impl Strategy for PodStrategy {
             .iter()
             .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
             .sum();
-        let text = |p: &str| {
-            obj.pointer(p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .unwrap_or("<none>")
-                .to_string()
-        };
+        let text = |p: &str| text_or_none(obj, p);
         let gates = obj
             .pointer("/spec/readinessGates")
             .and_then(Value::as_array)

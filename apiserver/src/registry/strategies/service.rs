@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::error::FieldError;
 use crate::registry::meta::default_at;
 use crate::registry::strategy::{Column, NameRule, Strategy};
+use crate::table::text_or_none;
 
 /// Services.
 pub struct ServiceStrategy;
@@ -116,13 +117,7 @@ impl Strategy for ServiceStrategy {
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let text = |p: &str| {
-            obj.pointer(p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .unwrap_or("<none>")
-                .to_string()
-        };
+        let text = |p: &str| text_or_none(obj, p);
         let ports: Vec<String> = obj
             .pointer("/spec/ports")
             .and_then(Value::as_array)
