@@ -37,6 +37,9 @@ use storage::etcd::EtcdStorage;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Namespaces that may never be deleted, as upstream's NamespaceLifecycle.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// Connects to etcd, retrying until it answers.
 async fn connect_storage(endpoints: &[String]) -> Arc<dyn Storage> {
     let mut delay = Duration::from_millis(200);
@@ -131,6 +134,11 @@ pub async fn run(opts: options::Options) -> Result<()> {
             state.clone(),
             opts.etcd_compaction_interval,
         ));
+    }
+    // Serve nothing from a cache before it holds its first listing: a
+    // watch resuming then would miss changes, a cached list would be empty.
+    for cache in state.backend.caches.values() {
+        cache.wait_synced().await;
     }
     let app = axum::Router::new()
         .fallback(handlers::dispatch)

@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
@@ -57,12 +58,23 @@ pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
         .as_str()
         .ok()?
         .to_string();
+    if name.is_empty() {
+        // Upstream's x509 authenticator refuses an empty user name.
+        return None;
+    }
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
     Some(UserInfo { name, groups })
 }
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. no file descriptors left).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts connections until `shutdown` resolves.
 pub async fn serve(
@@ -78,7 +90,10 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors and the like: back off
+                    // instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -97,9 +112,13 @@ async fn serve_connection(
     app: Router,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match acceptor.accept(stream).await {
-        Ok(t) => t,
-        Err(e) => {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(t)) => t,
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+        Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
@@ -120,7 +139,13 @@ async fn serve_connection(
         TowerToHyperService::new(service.map_request(
             |req: http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
         ));
-    if let Err(e) = Builder::new(TokioExecutor::new())
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(tls), service)
         .await
     {

@@ -215,7 +215,7 @@ impl WatchCache {
         }
         state.objects = fresh;
         state.revision = state.revision.max(revision);
-        let _ = self.revision.send(state.revision);
+        self.revision.send_replace(state.revision);
     }
 
     async fn apply(&self, ev: WatchEvent) {
@@ -267,7 +267,7 @@ impl WatchCache {
                 state.oldest = old.revision;
             }
         }
-        let _ = self.revision.send(state.revision);
+        self.revision.send_replace(state.revision);
         let _ = self.events.send(event);
     }
 
@@ -283,6 +283,12 @@ impl WatchCache {
             state.history.pop_front();
         }
         state.oldest = state.oldest.max(revision);
+    }
+
+    /// Resolves once the cache holds its first listing.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.revision.subscribe();
+        let _ = rx.wait_for(|r| *r > 0).await;
     }
 
     /// The newest revision the cache has applied.

@@ -601,3 +601,81 @@ async fn readyz_follows_etcd() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn refusals_that_protect_the_cluster() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    // A UID precondition that can never hold fails at once (no retry loop).
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("c", &[]))
+        .await?;
+    let patched = tokio::time::timeout(
+        Duration::from_secs(10),
+        cms.patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"uid": "bogus"}})),
+        ),
+    )
+    .await?;
+    assert_eq!(
+        patched.err().as_ref().and_then(api_error),
+        Some((409, "Conflict".into()))
+    );
+    // System namespaces cannot be deleted.
+    let err = cp.kubectl_err(&["delete", "namespace", "kube-system"])?;
+    assert!(err.contains("this namespace may not be deleted"), "{err}");
+    // Writes across all namespaces are not routes.
+    let (code, _) = raw(
+        &client,
+        "DELETE",
+        "/api/v1/configmaps",
+        "application/json",
+        vec![],
+    )
+    .await?;
+    assert_eq!(code, 405);
+    assert_eq!(
+        cms.list(&ListParams::default()).await?.items.len(),
+        1,
+        "nothing deleted"
+    );
+    // The namespace identity label is always the name.
+    cp.kubectl(&["apply", "-f", &cp.write("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: evil, labels: {kubernetes.io/metadata.name: kube-system}}\n")?])?;
+    assert_eq!(
+        cp.kubectl(&[
+            "get",
+            "ns",
+            "evil",
+            "-o",
+            "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}"
+        ])?,
+        "evil"
+    );
+    // An absurd grace period is clamped, not a crash of the connection.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    let (code, body) = raw(
+        &client,
+        "DELETE",
+        &format!(
+            "/api/v1/namespaces/default/pods/p?gracePeriodSeconds={}",
+            i64::MAX
+        ),
+        "application/json",
+        vec![],
+    )
+    .await?;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["metadata"]["deletionTimestamp"].as_str().is_some(),
+        "{body}"
+    );
+    assert_eq!(
+        cms.get("c").await?.metadata.name.as_deref(),
+        Some("c"),
+        "the connection still serves"
+    );
+    Ok(())
+}

@@ -24,6 +24,9 @@ use crate::registry::Registry;
 use crate::registry::store::Backend;
 use crate::request_info::{RequestInfo, resolve};
 
+/// Subresource names that may appear as metric labels.
+const KNOWN_SUBRESOURCES: &[&str] = &["status", "binding", "finalize"];
+
 /// Largest request body accepted, as upstream (3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
@@ -136,12 +139,23 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
     };
     let seconds = started.elapsed().as_secs_f64();
     let code = response.status().as_u16();
+    // Labels come only from served resources, so no request can mint new
+    // series (unbounded memory) by inventing paths.
     match &info {
-        RequestInfo::Resource(r) => {
+        RequestInfo::Resource(r)
+            if authenticated
+                && state
+                    .registry
+                    .lookup(&r.group, &r.version, &r.resource)
+                    .is_some()
+                && (r.subresource.is_empty()
+                    || KNOWN_SUBRESOURCES.contains(&r.subresource.as_str())) =>
+        {
             state
                 .metrics
                 .observe(r.verb, &r.group, &r.resource, &r.subresource, code, seconds)
         }
+        RequestInfo::Resource(r) => state.metrics.observe(r.verb, "", "", "", code, seconds),
         RequestInfo::NonResource { verb, .. } => {
             state.metrics.observe(verb, "", "", "", code, seconds)
         }

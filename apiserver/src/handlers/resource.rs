@@ -89,6 +89,16 @@ pub(super) async fn handle(
     if !info.namespaced && !r.namespace.is_empty() {
         return Err(ApiError::path_not_found());
     }
+    if info.namespaced && r.namespace.is_empty() {
+        // Across all namespaces only list and watch exist, as upstream.
+        match r.verb {
+            "list" | "watch" if r.name.is_empty() => {}
+            "create" | "deletecollection" => {
+                return Err(ApiError::method_not_allowed(r.verb, &r.resource));
+            }
+            _ => return Err(ApiError::path_not_found()),
+        }
+    }
     let store = state.backend.store(info)?;
     let accept = req
         .headers()

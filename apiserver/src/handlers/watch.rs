@@ -117,13 +117,16 @@ pub(super) async fn serve(
         "" | "0" => 0,
         other => other
             .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {other:?}")))?,
+            .ok()
+            .filter(|r| *r > 0)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {other:?}")))?,
     };
     let from = if send_initial { 0 } else { from };
     let bookmarks = q.get("allowWatchBookmarks").map(String::as_str) == Some("true");
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
         .map(Duration::from_secs)
         .unwrap_or(MAX_WATCH)
         .min(MAX_WATCH);
@@ -212,6 +215,10 @@ async fn stream_events(
     // A client may already hold a newer revision than the cache (from a
     // consistent list): nothing at or below it is sent again.
     revision = revision.max(from);
+    // Everything at or below this was in the initial events; the
+    // subscription only carries later changes, which are all sent (several
+    // may share a revision, e.g. deletions found by a re-list).
+    let threshold = revision;
     for ev in replayed.iter().chain(initial.iter()) {
         let kind = if from == 0 {
             Some("ADDED")
@@ -235,10 +242,10 @@ async fn stream_events(
         tokio::select! {
             received = rx.recv() => match received {
                 Ok(ev) => {
-                    if ev.revision <= revision {
+                    if ev.revision <= threshold {
                         continue;
                     }
-                    revision = ev.revision;
+                    revision = revision.max(ev.revision);
                     if let Some(kind) = visible(&ev, &prefix, &filter)
                         && !send(render.event(kind, &ev.object)).await {
                             return;
@@ -249,6 +256,8 @@ async fn stream_events(
                 Err(broadcast::error::RecvError::Lagged(_)) => return,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            // The client went away: stop now, not at the next event.
+            _ = tx.closed() => return,
             _ = bookmark.tick() => {
                 if bookmarks && !send(render.bookmark(revision, false)).await {
                     return;

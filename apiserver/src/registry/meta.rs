@@ -132,7 +132,10 @@ pub fn now_rfc3339() -> String {
 
 /// An RFC 3339 timestamp `seconds` from now.
 pub fn rfc3339_after(seconds: i64) -> String {
-    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    let now = jiff::Timestamp::now();
+    let t = now
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or(jiff::Timestamp::MAX);
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

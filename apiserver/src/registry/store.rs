@@ -476,9 +476,17 @@ impl<'a> Store<'a> {
                     self.subject(obj_name),
                 ));
             }
-            match self.write_update(current, new.clone(), part, opts).await {
-                Err(e) if e.reason == "Conflict" && expected.is_empty() => continue,
-                other => return other,
+            match self.write_update(current, new.clone(), part, opts).await? {
+                Some(written) => return Ok(written),
+                // Lost a race: a pinned resourceVersion is now stale; an
+                // unconditional update tries again on the newer object.
+                None if expected.is_empty() => continue,
+                None => {
+                    return Err(storage_error(
+                        StorageError::Conflict,
+                        self.subject(obj_name),
+                    ));
+                }
             }
         }
     }
@@ -525,22 +533,23 @@ impl<'a> Store<'a> {
                 ));
             }
             let new = self.decode(doc)?;
-            match self.write_update(current, new, part, opts).await {
-                Err(e) if e.reason == "Conflict" => continue,
-                other => return other,
+            if let Some(written) = self.write_update(current, new, part, opts).await? {
+                return Ok(written);
             }
         }
     }
 
     /// The shared body of update and patch: merge with the stored object
-    /// per `part`, run the strategy, and compare-and-swap.
+    /// per `part`, run the strategy, and compare-and-swap. `None` means
+    /// the compare-and-swap lost a race (the caller may retry); every
+    /// other failure, a precondition included, is final.
     async fn write_update(
         &self,
         current: CachedObject,
         mut new: Value,
         part: Part,
         opts: &WriteOptions,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Option<Value>> {
         let old = current.value;
         let strategy = &self.info.strategy;
         let obj_name = name(&old).to_string();
@@ -631,20 +640,24 @@ impl<'a> Store<'a> {
         let mut unchanged = old.clone();
         meta::remove_meta(&mut unchanged, "resourceVersion");
         if unchanged == new {
-            return Ok(old);
+            return Ok(Some(old));
         }
         if opts.dry_run {
             stamp_resource_version(&mut new, current.revision);
-            return Ok(new);
+            return Ok(Some(new));
         }
         let key = current.key.clone();
         let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
-        let revision = self
+        let revision = match self
             .backend
             .storage
             .update(&key, bytes, current.revision)
             .await
-            .map_err(|e| storage_error(e, self.subject(&obj_name)))?;
+        {
+            Ok(r) => r,
+            Err(StorageError::Conflict) => return Ok(None),
+            Err(e) => return Err(storage_error(e, self.subject(&obj_name))),
+        };
         stamp_resource_version(&mut new, revision);
         if self.ready_to_remove(&new) {
             match self.backend.storage.delete(&key, revision).await {
@@ -652,7 +665,7 @@ impl<'a> Store<'a> {
                 Err(e) => return Err(storage_error(e, self.subject(&obj_name))),
             }
         }
-        Ok(new)
+        Ok(Some(new))
     }
 
     /// Binds a pod to a node (the `binding` subresource): sets
@@ -766,23 +779,20 @@ impl<'a> Store<'a> {
                     ),
                 ));
             }
+            if let Some(why) = self.info.strategy.forbid_delete(old) {
+                return Err(ApiError::forbidden(self.subject(obj_name), why));
+            }
             let grace = self
                 .info
                 .strategy
                 .grace_period(old, opts.grace_period_seconds)
                 .unwrap_or(0);
             let mut marked = old.clone();
-            let mut fins = finalizers(old);
-            match opts.propagation_policy.as_deref() {
-                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => {
-                    fins.push("foregroundDeletion".into())
-                }
-                Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
-                _ => {}
-            }
-            if fins != finalizers(old) {
-                meta::set_meta(&mut marked, "finalizers", json!(fins));
-            }
+            // `propagationPolicy` Foreground/Orphan need the garbage
+            // collector to finish them (the controller-manager issue);
+            // until it runs, adding their finalizers would leave objects
+            // Terminating forever, so both act as Background.
+            let fins = finalizers(old);
             let namespace_held = self.info.kind == "Namespace";
             let held = !fins.is_empty() || grace > 0 || namespace_held;
             if held {

@@ -75,6 +75,11 @@ pub trait Strategy: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Refuses deleting `obj` with a reason (403), e.g. system namespaces.
+    fn forbid_delete(&self, _obj: &Value) -> Option<&'static str> {
+        None
+    }
+
     /// Extra field-selector labels besides `metadata.name` and
     /// `metadata.namespace`: (label, JSON pointer into the object).
     fn field_labels(&self) -> &'static [(&'static str, &'static str)] {

@@ -19,15 +19,26 @@ impl Strategy for NamespaceStrategy {
 
     fn apply_defaults(&self, obj: &mut Value) {
         default_at(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+        // Always the name, never what the client sent: selectors on this
+        // label must not be fooled.
         let name = obj
             .pointer("/metadata/name")
             .cloned()
             .unwrap_or(Value::Null);
-        default_at(
-            obj,
-            &["metadata", "labels", "kubernetes.io/metadata.name"],
-            name,
-        );
+        let meta = crate::registry::meta::metadata_mut(obj);
+        let labels =
+            crate::registry::meta::ensure_object(meta.entry("labels").or_insert_with(|| json!({})));
+        labels.insert("kubernetes.io/metadata.name".into(), name);
+    }
+
+    fn forbid_delete(&self, obj: &Value) -> Option<&'static str> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        crate::IMMORTAL_NAMESPACES
+            .contains(&name)
+            .then_some("this namespace may not be deleted")
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
