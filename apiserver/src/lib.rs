@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod fieldvalidation;
 pub mod handlers;
 pub mod metrics;
 pub mod negotiation;

@@ -418,3 +418,40 @@ async fn kubectl_get_watch_prints_changes_as_they_happen() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn misspelt_fields_are_refused_strictly_warned_or_ignored_as_asked() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let typo = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: typo}
+spec:
+  containers: [{name: c, image: nginx, imagee: oops}]
+"#;
+    let path = cp.write("typo.yaml", typo)?;
+    let err = cp.kubectl_err(&["create", "-f", &path])?;
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "spec.containers[0].imagee""#),
+        "{err}"
+    );
+    assert!(
+        cp.kubectl(&["get", "pods", "-o", "name"])?
+            .trim()
+            .is_empty(),
+        "nothing stored"
+    );
+    let out = cp.kubectl_with(KUBECTL, &["create", "-f", &path, "--validate=warn"])?;
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"unknown field "spec.containers[0].imagee""#),
+        "{stderr}"
+    );
+    cp.kubectl(&["delete", "pod", "typo"])?;
+    let out = cp.kubectl_with(KUBECTL, &["create", "-f", &path, "--validate=false"])?;
+    assert!(
+        out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("unknown field")
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, bytes_response, json_response, read_body};
 use crate::error::{ApiError, ApiResult};
+use crate::fieldvalidation::FieldValidation;
 use crate::negotiation::{
     Format, content_essence, decode_body, decode_json, encode, response_format,
 };
@@ -54,13 +55,33 @@ pub(super) fn filter(info: &ResourceInfo, q: &HashMap<String, String>) -> ApiRes
 }
 
 fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
-    match q.get("dryRun").map(String::as_str) {
-        None | Some("") => Ok(WriteOptions { dry_run: false }),
-        Some("All") => Ok(WriteOptions { dry_run: true }),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid dry run value: {other:?}: supported values: \"All\""
-        ))),
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    let field_validation = FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?;
+    Ok(WriteOptions {
+        dry_run,
+        field_validation,
+        ..Default::default()
+    })
+}
+
+/// Adds one `Warning: 299 - "..."` header per warning the write collected.
+fn with_warnings(mut resp: Response, opts: &WriteOptions) -> Response {
+    let warnings = opts.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+    for w in warnings {
+        let text = format!("299 - {:?}", w);
+        if let Ok(v) = http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    resp
 }
 
 fn part_for(info: &ResourceInfo, sub: &str) -> ApiResult<Part> {
@@ -143,16 +164,22 @@ pub(super) async fn handle(
         }
         ("create", "") if name.is_empty() => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let created = store.create(ns, body, &write_options(q)?).await?;
-            respond(info, StatusCode::CREATED, &created, format, q)
+            let opts = write_options(q)?;
+            let created = store.create(ns, body, &opts).await?;
+            Ok(with_warnings(
+                respond(info, StatusCode::CREATED, &created, format, q)?,
+                &opts,
+            ))
         }
         ("update", sub) => {
             let part = part_for(info, sub)?;
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let updated = store
-                .update(ns, name, body, part, &write_options(q)?)
-                .await?;
-            respond(info, StatusCode::OK, &updated, format, q)
+            let opts = write_options(q)?;
+            let updated = store.update(ns, name, body, part, &opts).await?;
+            Ok(with_warnings(
+                respond(info, StatusCode::OK, &updated, format, q)?,
+                &opts,
+            ))
         }
         ("patch", sub) => {
             let part = part_for(info, sub)?;
@@ -168,10 +195,12 @@ pub(super) async fn handle(
                     }
                     other => return Err(ApiError::unsupported_media_type(other)),
                 };
-            let patched = store
-                .patch(ns, name, &patch, part, &write_options(q)?)
-                .await?;
-            respond(info, StatusCode::OK, &patched, format, q)
+            let opts = write_options(q)?;
+            let patched = store.patch(ns, name, &patch, part, &opts).await?;
+            Ok(with_warnings(
+                respond(info, StatusCode::OK, &patched, format, q)?,
+                &opts,
+            ))
         }
         ("delete", "") => {
             let raw = read_body(req.into_body()).await?;

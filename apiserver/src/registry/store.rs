@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::ResourceInfo;
 use super::meta::{self, finalizers, is_terminating, name, namespace};
 use crate::error::{ApiError, ApiResult, FieldError, Subject};
+use crate::fieldvalidation::{FieldValidation, unknown_fields};
 use crate::selectors::Filter;
 use crate::storage::{Storage, StorageError};
 use crate::validation::{validate_labels_and_annotations, validate_name};
@@ -78,6 +79,11 @@ pub enum Part {
 pub struct WriteOptions {
     /// `dryRun=All`: run everything, store nothing.
     pub dry_run: bool,
+    /// What to do with fields the kind does not have.
+    pub field_validation: FieldValidation,
+    /// Warnings for the response's `Warning` headers (unknown fields under
+    /// `fieldValidation=Warn`).
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A patch document and its type.
@@ -254,8 +260,9 @@ impl<'a> Store<'a> {
     }
 
     /// Checks the body's kind and apiVersion and round-trips it through the
-    /// kind's type: wrong field types are refused with 400.
-    pub fn decode(&self, mut obj: Value) -> ApiResult<Value> {
+    /// kind's type: wrong field types are refused with 400, unknown fields
+    /// handled per `fieldValidation`.
+    pub fn decode(&self, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
         let Some(map) = obj.as_object_mut() else {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -285,9 +292,34 @@ impl<'a> Store<'a> {
                 )));
             }
         }
-        (self.info.codec)(obj).map_err(|e| {
+        let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
+        let decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
-        })
+        })?;
+        let unknown = sent
+            .map(|s| unknown_fields(&s, &decoded))
+            .unwrap_or_default();
+        if unknown.is_empty() {
+            return Ok(decoded);
+        }
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
+        match opts.field_validation {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                listed.join(", "),
+                kind = self.info.kind,
+                version = self.info.version,
+            ))),
+            _ => {
+                if let Ok(mut w) = opts.warnings.lock() {
+                    w.extend(listed);
+                }
+                Ok(decoded)
+            }
+        }
     }
 
     fn validate_meta(&self, obj: &Value) -> Vec<FieldError> {
@@ -354,7 +386,7 @@ impl<'a> Store<'a> {
 
     /// Creates an object in namespace `ns` (ignored for cluster-scoped kinds).
     pub async fn create(&self, ns: &str, body: Value, opts: &WriteOptions) -> ApiResult<Value> {
-        let mut obj = self.decode(body)?;
+        let mut obj = self.decode(body, opts)?;
         let body_ns = namespace(&obj).to_string();
         if self.info.namespaced {
             if body_ns.is_empty() {
@@ -445,7 +477,7 @@ impl<'a> Store<'a> {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        let new = self.decode(body)?;
+        let new = self.decode(body, opts)?;
         let body_name = name(&new);
         if body_name != obj_name {
             return Err(ApiError::bad_request(format!(
@@ -532,7 +564,7 @@ impl<'a> Store<'a> {
                     )],
                 ));
             }
-            let new = self.decode(doc)?;
+            let new = self.decode(doc, opts)?;
             if let Some(written) = self.write_update(current, new, part, opts).await? {
                 return Ok(written);
             }
