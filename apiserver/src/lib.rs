@@ -17,6 +17,7 @@ pub mod request_info;
 pub mod selectors;
 pub mod server;
 pub mod storage;
+pub mod strategicmerge;
 pub mod table;
 pub mod validation;
 pub mod version;

@@ -199,6 +199,7 @@ fn document(infos: &[&ResourceInfo]) -> Value {
         json!({"description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.", "type": "object"}),
     );
     let mut schemas = patch_gen.take_definitions(true);
+    add_patch_metadata(&mut schemas);
     for (name, info) in kinds {
         if let Some(Value::Object(s)) = schemas.get_mut(&name) {
             s.insert("x-kubernetes-group-version-kind".into(), json!([gvk(info)]));
@@ -210,6 +211,25 @@ fn document(infos: &[&ResourceInfo]) -> Value {
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// Marks fields with upstream's patch strategy and merge key, which
+/// kubectl reads to compute the strategic merge patches of `apply`, `set`
+/// and `edit`; without them it treats every list as atomic.
+fn add_patch_metadata(schemas: &mut Map<String, Value>) {
+    for (definition, property, strategy, key) in crate::strategicmerge::metadata::PATCH_METADATA {
+        let field = schemas
+            .get_mut(*definition)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(*property))
+            .and_then(Value::as_object_mut);
+        if let Some(field) = field {
+            field.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
+            if !key.is_empty() {
+                field.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
 }
 
 impl OpenApiV3 {
@@ -278,6 +298,10 @@ mod tests {
                 .flatten()
                 .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
         );
+        let containers =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
         let index: Value = serde_json::from_slice(&o.index).unwrap_or_default();
         assert!(
             index["paths"]["apis/apps/v1"]["serverRelativeURL"]

@@ -429,6 +429,14 @@ metadata: {name: typo}
 spec:
   containers: [{name: c, image: nginx, imagee: oops}]
 "#;
+    // An empty list is known (and dropped, as upstream's omitempty does).
+    let fine = typo.replace("imagee: oops", "env: []");
+    cp.kubectl(&[
+        "create",
+        "-f",
+        &cp.write("fine.yaml", &fine)?,
+        "--dry-run=server",
+    ])?;
     let path = cp.write("typo.yaml", typo)?;
     let err = cp.kubectl_err(&["create", "-f", &path])?;
     assert!(
@@ -452,6 +460,83 @@ spec:
     let out = cp.kubectl_with(KUBECTL, &["create", "-f", &path, "--validate=false"])?;
     assert!(
         out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("unknown field")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn apply_again_set_image_restart_and_cordon_use_strategic_merge() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let two = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {team: a}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "app:1", env: [{name: MODE, value: fast}, {name: DEBUG, value: "1"}]}
+      - {name: sidecar, image: "proxy:1"}
+"#;
+    let path = cp.write("web.yaml", two)?;
+    assert!(cp.kubectl(&["apply", "-f", &path])?.contains("created"));
+    // Re-apply with a new image, one env var and the label removed.
+    let changed = two
+        .replace("app:1", "app:2")
+        .replace(", {name: DEBUG, value: \"1\"}", "")
+        .replace(", labels: {team: a}", "");
+    let path = cp.write("web.yaml", &changed)?;
+    assert!(cp.kubectl(&["apply", "-f", &path])?.contains("configured"));
+    let got = cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image} {.spec.template.spec.containers[0].env[*].name} {.metadata.labels.team}|{.metadata.generation}"])?;
+    assert_eq!(got, "app:2 proxy:1 MODE |2");
+    assert!(cp.kubectl(&["apply", "-f", &path])?.contains("unchanged"));
+
+    cp.kubectl(&["set", "image", "deploy/web", "sidecar=proxy:2"])?;
+    let images = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].image}",
+    ])?;
+    assert_eq!(images, "app:2 proxy:2", "only the named container changes");
+    cp.kubectl(&["rollout", "restart", "deploy/web"])?;
+    let restarted = cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt} {.spec.template.spec.containers[*].name}"])?;
+    assert!(
+        restarted.ends_with(" app sidecar") && restarted.len() > " app sidecar".len(),
+        "{restarted}"
+    );
+    cp.kubectl(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","env":[{"name":"MODE","$patch":"delete"}]}]}}}}"#])?;
+    assert_eq!(
+        cp.kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env}"
+        ])?,
+        ""
+    );
+
+    cp.kubectl(&[
+        "create",
+        "-f",
+        &cp.write(
+            "node.yaml",
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+        )?,
+    ])?;
+    cp.kubectl(&["cordon", "n1"])?;
+    assert_eq!(
+        cp.kubectl(&["get", "node", "n1", "-o", "jsonpath={.spec.unschedulable}"])?,
+        "true"
+    );
+    assert!(
+        cp.kubectl(&["get", "nodes"])?
+            .contains("SchedulingDisabled")
     );
     Ok(())
 }

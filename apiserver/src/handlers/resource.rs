@@ -184,17 +184,19 @@ pub(super) async fn handle(
         ("patch", sub) => {
             let part = part_for(info, sub)?;
             let raw = read_body(req.into_body()).await?;
-            let patch =
-                match content_essence(content_type.as_deref()).as_str() {
-                    "application/merge-patch+json" => Patch::Merge(decode_json(&raw)?),
-                    "application/json-patch+json" => {
-                        let v = decode_json(&raw)?;
-                        Patch::Json(serde_json::from_value(v).map_err(|e| {
+            let patch = match content_essence(content_type.as_deref()).as_str() {
+                "application/merge-patch+json" => Patch::Merge(decode_json(&raw)?),
+                "application/strategic-merge-patch+json" => Patch::Strategic(decode_json(&raw)?),
+                "application/json-patch+json" => {
+                    let v = decode_json(&raw)?;
+                    Patch::Json(
+                        serde_json::from_value(v).map_err(|e| {
                             ApiError::bad_request(format!("invalid JSON patch: {e}"))
-                        })?)
-                    }
-                    other => return Err(ApiError::unsupported_media_type(other)),
-                };
+                        })?,
+                    )
+                }
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
             let opts = write_options(q)?;
             let patched = store.patch(ns, name, &patch, part, &opts).await?;
             Ok(with_warnings(

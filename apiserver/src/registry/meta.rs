@@ -123,6 +123,21 @@ pub fn default_at(obj: &mut Value, path: &[&str], value: Value) {
     }
 }
 
+/// Removes empty lists at any depth. Kubernetes' Go types mark optional
+/// lists `omitempty`, so upstream never stores or shows `env: []`; doing
+/// the same keeps objects identical to upstream's (e.g. after a strategic
+/// merge patch deletes a list's last element).
+pub fn drop_empty_lists(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !matches!(x, Value::Array(a) if a.is_empty()));
+            m.values_mut().for_each(drop_empty_lists);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_empty_lists),
+        _ => {}
+    }
+}
+
 /// The current time as upstream's RFC 3339 seconds timestamp.
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
@@ -152,6 +167,16 @@ mod tests {
         assert_eq!(
             obj,
             json!({"spec": {"replicas": 3, "revisionHistoryLimit": 10}})
+        );
+    }
+
+    #[test]
+    fn empty_lists_disappear_but_empty_objects_stay() {
+        let mut obj = json!({"spec": {"containers": [{"name": "a", "env": []}], "volumes": [], "securityContext": {}}});
+        drop_empty_lists(&mut obj);
+        assert_eq!(
+            obj,
+            json!({"spec": {"containers": [{"name": "a"}], "securityContext": {}}})
         );
     }
 

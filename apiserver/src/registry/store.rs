@@ -93,6 +93,9 @@ pub enum Patch {
     Merge(Value),
     /// `application/json-patch+json` (RFC 6902).
     Json(json_patch::Patch),
+    /// `application/strategic-merge-patch+json`, merged by the kind's
+    /// patch metadata (list merge keys, directives).
+    Strategic(Value),
 }
 
 /// `DeleteOptions` as far as the store acts on them.
@@ -293,12 +296,13 @@ impl<'a> Store<'a> {
             }
         }
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
-        let decoded = (self.info.codec)(obj).map_err(|e| {
+        let mut decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
         })?;
         let unknown = sent
             .map(|s| unknown_fields(&s, &decoded))
             .unwrap_or_default();
+        meta::drop_empty_lists(&mut decoded);
         if unknown.is_empty() {
             return Ok(decoded);
         }
@@ -538,6 +542,11 @@ impl<'a> Store<'a> {
             let mut doc = current.value.clone();
             match patch {
                 Patch::Merge(p) => json_patch::merge(&mut doc, p),
+                Patch::Strategic(p) => {
+                    doc = crate::strategicmerge::apply(self.info, &doc, p).map_err(|e| {
+                        ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
+                    })?;
+                }
                 Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| {
                     ApiError::invalid(
                         self.info.kind,
