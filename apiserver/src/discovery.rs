@@ -33,6 +33,7 @@ fn subresource_shape(
     match sub {
         "binding" => (&["create"], ("", "v1", "Binding")),
         "finalize" => (&["update"], (info.group, info.version, info.kind)),
+        "scale" => (&["get", "patch", "update"], ("autoscaling", "v1", "Scale")),
         _ => (
             &["get", "patch", "update"],
             (info.group, info.version, info.kind),

@@ -49,6 +49,18 @@ impl MediaRange<'_> {
     }
 }
 
+impl Format {
+    /// The same format, but plain JSON instead of a Table (for objects that
+    /// are not the resource's kind, e.g. a Scale).
+    pub fn without_table(self) -> Self {
+        if self == Format::Table {
+            Format::Json
+        } else {
+            self
+        }
+    }
+}
+
 /// Picks the first representation of `accept` the server can produce.
 pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {

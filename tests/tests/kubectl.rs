@@ -540,3 +540,55 @@ spec:
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_scale_goes_through_the_scale_subresource() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    cp.kubectl(&["create", "-f", &cp.write("deploy.yaml", DEPLOYMENT)?])?;
+    assert_eq!(
+        cp.kubectl(&["scale", "deploy", "web", "--replicas=5"])?
+            .trim(),
+        "deployment.apps/web scaled"
+    );
+    let got = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.metadata.generation}",
+    ])?;
+    assert_eq!(got, "5 2");
+    let scale = cp.kubectl(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ])?;
+    let scale: serde_json::Value = serde_json::from_str(&scale)?;
+    assert_eq!(
+        (
+            scale["kind"].as_str(),
+            scale["spec"]["replicas"].as_i64(),
+            scale["status"]["selector"].as_str()
+        ),
+        (Some("Scale"), Some(5), Some("app=web"))
+    );
+    // A precondition that does not hold is refused and changes nothing.
+    let err = cp.kubectl_err(&[
+        "scale",
+        "deploy",
+        "web",
+        "--current-replicas=3",
+        "--replicas=1",
+    ])?;
+    assert!(
+        err.contains("Expected replicas to be 3, was 5") || err.contains("precondition"),
+        "{err}"
+    );
+    let err = cp.kubectl_err(&["scale", "deploy", "web", "--replicas=-1"])?;
+    assert!(!err.is_empty());
+    assert_eq!(
+        cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?,
+        "5"
+    );
+    Ok(())
+}

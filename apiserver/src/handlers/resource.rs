@@ -135,6 +135,22 @@ pub(super) async fn handle(
     let ns = r.namespace.as_str();
     let name = r.name.as_str();
     match (r.verb, r.subresource.as_str()) {
+        ("get", "scale") => {
+            let scale = store.get_scale(ns, name).await?;
+            respond(info, StatusCode::OK, &scale, format.without_table(), q)
+        }
+        ("update", "scale") => {
+            let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
+            let opts = write_options(q)?;
+            let scale = store.update_scale(ns, name, body, &opts).await?;
+            respond(info, StatusCode::OK, &scale, format.without_table(), q)
+        }
+        ("patch", "scale") => {
+            let patch = read_patch(content_type.as_deref(), req).await?;
+            let opts = write_options(q)?;
+            let scale = store.patch_scale(ns, name, &patch, &opts).await?;
+            respond(info, StatusCode::OK, &scale, format.without_table(), q)
+        }
         ("get", sub) => {
             part_for(info, sub)?;
             let obj = store.get(ns, name).await?;
@@ -183,20 +199,7 @@ pub(super) async fn handle(
         }
         ("patch", sub) => {
             let part = part_for(info, sub)?;
-            let raw = read_body(req.into_body()).await?;
-            let patch = match content_essence(content_type.as_deref()).as_str() {
-                "application/merge-patch+json" => Patch::Merge(decode_json(&raw)?),
-                "application/strategic-merge-patch+json" => Patch::Strategic(decode_json(&raw)?),
-                "application/json-patch+json" => {
-                    let v = decode_json(&raw)?;
-                    Patch::Json(
-                        serde_json::from_value(v).map_err(|e| {
-                            ApiError::bad_request(format!("invalid JSON patch: {e}"))
-                        })?,
-                    )
-                }
-                other => return Err(ApiError::unsupported_media_type(other)),
-            };
+            let patch = read_patch(content_type.as_deref(), req).await?;
             let opts = write_options(q)?;
             let patched = store.patch(ns, name, &patch, part, &opts).await?;
             Ok(with_warnings(
@@ -248,6 +251,22 @@ pub(super) async fn handle(
             )
         }
         (verb, _) => Err(ApiError::method_not_allowed(verb, &r.resource)),
+    }
+}
+
+/// Reads a PATCH body by its media type.
+async fn read_patch(content_type: Option<&str>, req: Request) -> ApiResult<Patch> {
+    let raw = read_body(req.into_body()).await?;
+    match content_essence(content_type).as_str() {
+        "application/merge-patch+json" => Ok(Patch::Merge(decode_json(&raw)?)),
+        "application/strategic-merge-patch+json" => Ok(Patch::Strategic(decode_json(&raw)?)),
+        "application/json-patch+json" => {
+            let v = decode_json(&raw)?;
+            Ok(Patch::Json(serde_json::from_value(v).map_err(|e| {
+                ApiError::bad_request(format!("invalid JSON patch: {e}"))
+            })?))
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
     }
 }
 

@@ -93,6 +93,7 @@ where
 }
 
 const STATUS: &[&str] = &["status"];
+const STATUS_SCALE: &[&str] = &["status", "scale"];
 
 /// Every built-in kind, grouped as upstream's discovery lists them.
 pub fn all() -> Vec<ResourceInfo> {
@@ -128,7 +129,7 @@ pub fn all() -> Vec<ResourceInfo> {
             row(s::Workload::replicated())
                 .short(&["rc"])
                 .all()
-                .subs(STATUS),
+                .subs(STATUS_SCALE),
         ),
         info::<core::ResourceQuota>(row(s::Plain::with_status()).short(&["quota"]).subs(STATUS)),
         info::<core::Secret>(row(s::SecretStrategy)),
@@ -146,19 +147,19 @@ pub fn all() -> Vec<ResourceInfo> {
             row(s::Workload::deployment())
                 .short(&["deploy"])
                 .all()
-                .subs(STATUS),
+                .subs(STATUS_SCALE),
         ),
         info::<apps::ReplicaSet>(
             row(s::Workload::replicated())
                 .short(&["rs"])
                 .all()
-                .subs(STATUS),
+                .subs(STATUS_SCALE),
         ),
         info::<apps::StatefulSet>(
             row(s::Workload::stateful_set())
                 .short(&["sts"])
                 .all()
-                .subs(STATUS),
+                .subs(STATUS_SCALE),
         ),
         // autoscaling/v2
         info::<autoscaling::HorizontalPodAutoscaler>(

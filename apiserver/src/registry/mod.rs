@@ -6,6 +6,7 @@
 
 pub mod kinds;
 pub mod meta;
+pub mod scale;
 pub mod store;
 pub mod strategies;
 pub mod strategy;

@@ -258,7 +258,7 @@ impl<'a> Store<'a> {
         }
     }
 
-    fn subject(&self, name: &str) -> Subject {
+    pub(crate) fn subject(&self, name: &str) -> Subject {
         Subject::new(self.info.group, self.info.plural, name)
     }
 
@@ -460,7 +460,7 @@ impl<'a> Store<'a> {
         Ok(self.get_cached(ns, name).await?.value.clone())
     }
 
-    async fn get_cached(&self, ns: &str, name: &str) -> ApiResult<CachedObject> {
+    pub(crate) async fn get_cached(&self, ns: &str, name: &str) -> ApiResult<CachedObject> {
         let kv = self
             .backend
             .storage
@@ -539,22 +539,7 @@ impl<'a> Store<'a> {
     ) -> ApiResult<Value> {
         loop {
             let current = self.get_cached(ns, obj_name).await?;
-            let mut doc = current.value.clone();
-            match patch {
-                Patch::Merge(p) => json_patch::merge(&mut doc, p),
-                Patch::Strategic(p) => {
-                    doc = crate::strategicmerge::apply(self.info, &doc, p).map_err(|e| {
-                        ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
-                    })?;
-                }
-                Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| {
-                    ApiError::invalid(
-                        self.info.kind,
-                        self.subject(obj_name),
-                        vec![FieldError { reason: "FieldValueInvalid", field: String::new(), message: format!("the server rejected our request due to an error in our request: {e}") }],
-                    )
-                })?,
-            }
+            let doc = self.apply_patch(&current.value, patch, Some(self.info))?;
             let pinned = meta::meta_str(&doc, "resourceVersion").to_string();
             let pinned_by_patch = !pinned.is_empty() && pinned != current.revision.to_string();
             if pinned_by_patch {
@@ -580,11 +565,45 @@ impl<'a> Store<'a> {
         }
     }
 
+    /// Applies a patch document to `doc`. Strategic merge needs the kind
+    /// (`strategic_for`); without one (e.g. a Scale) it merges like a JSON
+    /// merge patch, which is what it means for objects without lists.
+    pub(crate) fn apply_patch(
+        &self,
+        doc: &Value,
+        patch: &Patch,
+        strategic_for: Option<&ResourceInfo>,
+    ) -> ApiResult<Value> {
+        let mut doc = doc.clone();
+        match (patch, strategic_for) {
+            (Patch::Merge(p), _) | (Patch::Strategic(p), None) => json_patch::merge(&mut doc, p),
+            (Patch::Strategic(p), Some(info)) => {
+                doc = crate::strategicmerge::apply(info, &doc, p).map_err(|e| {
+                    ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
+                })?;
+            }
+            (Patch::Json(p), _) => json_patch::patch(&mut doc, p).map_err(|e| {
+                ApiError::invalid(
+                    self.info.kind,
+                    self.subject(name(&doc)),
+                    vec![FieldError {
+                        reason: "FieldValueInvalid",
+                        field: String::new(),
+                        message: format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    }],
+                )
+            })?,
+        }
+        Ok(doc)
+    }
+
     /// The shared body of update and patch: merge with the stored object
     /// per `part`, run the strategy, and compare-and-swap. `None` means
     /// the compare-and-swap lost a race (the caller may retry); every
     /// other failure, a precondition included, is final.
-    async fn write_update(
+    pub(crate) async fn write_update(
         &self,
         current: CachedObject,
         mut new: Value,
