@@ -38,6 +38,17 @@ pub struct CachedObject {
 }
 
 impl CachedObject {
+    /// Encodes an object version (already stamped with its resourceVersion).
+    pub fn new(key: String, value: Value, revision: i64) -> Self {
+        let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        CachedObject {
+            key,
+            value,
+            bytes,
+            revision,
+        }
+    }
+
     /// Decodes a stored value and stamps its resourceVersion.
     pub fn from_kv(kv: &KeyValue) -> Option<Self> {
         let mut value: Value = serde_json::from_slice(&kv.value).ok()?;

@@ -679,3 +679,46 @@ async fn refusals_that_protect_the_cluster() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn events_from_either_api_are_one_and_show_in_describe() -> Result<()> {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    let uid = pod.metadata.uid.context("uid")?;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let mut watch = events.watch(&WatchParams::default(), "0").await?.boxed();
+    let recorded: Event = serde_json::from_value(json!({
+        "metadata": {"name": "p.1"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default", "uid": uid, "apiVersion": "v1"},
+        "reason": "FailedScheduling", "note": "0/3 nodes are available: 3 Insufficient cpu.",
+        "type": "Warning", "action": "Scheduling", "reportingController": "capstan-scheduler", "reportingInstance": "s1"
+    }))?;
+    events.create(&PostParams::default(), &recorded).await?;
+    // The core API sees the same event in its own shape...
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let seen = core.get("p.1").await?;
+    assert_eq!(
+        seen.message.as_deref(),
+        Some("0/3 nodes are available: 3 Insufficient cpu.")
+    );
+    assert_eq!(seen.involved_object.name.as_deref(), Some("p"));
+    let described = cp.kubectl(&["describe", "pod", "p"])?;
+    assert!(
+        described.contains("FailedScheduling") && described.contains("Insufficient cpu"),
+        "{described}"
+    );
+    // ...and the events.k8s.io watcher sees it in the events.k8s.io shape.
+    match tokio::time::timeout(Duration::from_secs(20), watch.try_next()).await?? {
+        Some(WatchEvent::Added(e)) => assert_eq!(
+            e.note.as_deref(),
+            Some("0/3 nodes are available: 3 Insufficient cpu.")
+        ),
+        other => anyhow::bail!("expected ADDED, got {other:?}"),
+    }
+    assert_eq!(events.list(&ListParams::default()).await?.items.len(), 1);
+    Ok(())
+}

@@ -20,11 +20,12 @@ use super::resource::filter;
 use crate::error::{ApiError, ApiResult};
 use crate::negotiation::Format;
 use crate::registry::ResourceInfo;
+use crate::registry::conversion::Conversion;
 use crate::registry::store::Store;
 use crate::selectors::Filter;
 use crate::storage::StorageError;
 use crate::table::{self, IncludeObject};
-use crate::watchcache::{CacheEvent, EventType, WatchCache, WatchStart};
+use crate::watchcache::{CacheEvent, CachedObject, EventType, WatchCache, WatchStart};
 
 /// Longest a watch stays open, as upstream's `--min-request-timeout`.
 const MAX_WATCH: Duration = Duration::from_secs(1800);
@@ -36,9 +37,31 @@ struct Render {
     info_kind: &'static str,
     api_version: String,
     table: Option<(Arc<ResourceInfo>, IncludeObject)>,
+    /// The served shape when the cache holds another version's shape.
+    conversion: Option<Conversion>,
 }
 
 impl Render {
+    /// A cache event as this watcher's resource serves it.
+    fn present(&self, ev: &Arc<CacheEvent>) -> Arc<CacheEvent> {
+        let Some(c) = self.conversion else {
+            return ev.clone();
+        };
+        let convert = |o: &Arc<CachedObject>| {
+            Arc::new(CachedObject::new(
+                o.key.clone(),
+                (c.from_storage)(o.value.clone()),
+                o.revision,
+            ))
+        };
+        Arc::new(CacheEvent {
+            kind: ev.kind,
+            revision: ev.revision,
+            object: convert(&ev.object),
+            prev: ev.prev.as_ref().map(convert),
+        })
+    }
+
     fn event(&self, kind: &str, ev_obj: &crate::watchcache::CachedObject) -> Bytes {
         if let Some((info, include)) = &self.table {
             let t = table::build(info, std::iter::once(&ev_obj.value), *include, None, None);
@@ -140,6 +163,7 @@ pub(super) async fn serve(
         info_kind: info.kind,
         api_version: info.api_version(),
         table,
+        conversion: info.conversion,
     };
     let prefix = store.list_prefix(ns);
     let cache = store.cache().clone();
@@ -220,6 +244,7 @@ async fn stream_events(
     // may share a revision, e.g. deletions found by a re-list).
     let threshold = revision;
     for ev in replayed.iter().chain(initial.iter()) {
+        let ev = &render.present(ev);
         let kind = if from == 0 {
             Some("ADDED")
                 .filter(|_| ev.object.key.starts_with(&prefix) && filter.matches(&ev.object.value))
@@ -245,6 +270,7 @@ async fn stream_events(
                     if ev.revision <= threshold {
                         continue;
                     }
+                    let ev = render.present(&ev);
                     revision = revision.max(ev.revision);
                     if let Some(kind) = visible(&ev, &prefix, &filter)
                         && !send(render.event(kind, &ev.object)).await {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ResourceInfo;
+use super::conversion::{Conversion, EVENTS_V1};
 use super::strategies as s;
 use super::strategy::Strategy;
 
@@ -34,6 +35,7 @@ struct Row {
     categories: &'static [&'static str],
     subresources: &'static [&'static str],
     storage_resource: Option<&'static str>,
+    conversion: Option<Conversion>,
     strategy: Arc<dyn Strategy>,
 }
 
@@ -43,6 +45,7 @@ fn row(strategy: impl Strategy) -> Row {
         categories: &[],
         subresources: &[],
         storage_resource: None,
+        conversion: None,
         strategy: Arc::new(strategy),
     }
 }
@@ -60,8 +63,9 @@ impl Row {
         self.subresources = subs;
         self
     }
-    fn stored_as(mut self, resource: &'static str) -> Self {
+    fn stored_as(mut self, resource: &'static str, conversion: Conversion) -> Self {
         self.storage_resource = Some(resource);
+        self.conversion = Some(conversion);
         self
     }
 }
@@ -89,6 +93,7 @@ where
         strategy: row.strategy,
         codec: codec::<K>,
         schema: schema::<K>,
+        conversion: row.conversion,
     }
 }
 
@@ -180,11 +185,11 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<coordination::Lease>(row(s::Plain::default())),
         // discovery.k8s.io/v1
         info::<discovery::EndpointSlice>(row(s::Plain::default())),
-        // events.k8s.io/v1 (stored apart from core/v1 events: no conversion yet)
+        // events.k8s.io/v1, stored with core/v1 events in their shape
         info::<events::Event>(
             row(s::Plain::default().names(s::NameRule::Path))
                 .short(&["ev"])
-                .stored_as("events.k8s.io/events"),
+                .stored_as("events", EVENTS_V1),
         ),
         // networking.k8s.io/v1
         info::<networking::Ingress>(

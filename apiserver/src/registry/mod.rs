@@ -4,6 +4,7 @@
 //! A kind is data: its names, scope, subresources and a [`Strategy`]. Adding
 //! a built-in kind means adding a row to [`kinds`]; no handler changes.
 
+pub mod conversion;
 pub mod kinds;
 pub mod meta;
 pub mod scale;
@@ -53,6 +54,9 @@ pub struct ResourceInfo {
     pub codec: Codec,
     /// OpenAPI schema of the kind.
     pub schema: SchemaFn,
+    /// How objects map onto storage when they share it with another
+    /// version's kind (events.k8s.io/v1 Events); `None`: stored as served.
+    pub conversion: Option<conversion::Conversion>,
 }
 
 impl ResourceInfo {

@@ -444,7 +444,7 @@ impl<'a> Store<'a> {
             return Ok(obj);
         }
         let key = self.key(&obj_ns, &obj_name);
-        let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(ApiError::internal)?);
+        let bytes = self.encode_for_storage(&obj)?;
         let revision = self
             .backend
             .storage
@@ -467,8 +467,44 @@ impl<'a> Store<'a> {
             .get(&self.key(ns, name))
             .await
             .map_err(|e| storage_error(e, self.subject(name)))?;
-        CachedObject::from_kv(&kv)
+        self.read_stored(&kv)
             .ok_or_else(|| ApiError::internal(format!("undecodable object at {}", kv.key)))
+    }
+
+    /// The bytes stored for an object: its JSON, in the storage shape.
+    fn encode_for_storage(&self, obj: &Value) -> ApiResult<Bytes> {
+        let bytes = match self.info.conversion {
+            Some(c) => serde_json::to_vec(&(c.to_storage)(obj.clone())),
+            None => serde_json::to_vec(obj),
+        };
+        Ok(Bytes::from(bytes.map_err(ApiError::internal)?))
+    }
+
+    /// A stored value as this resource serves it.
+    fn read_stored(&self, kv: &crate::storage::KeyValue) -> Option<CachedObject> {
+        CachedObject::from_kv(kv).map(|o| self.present(o))
+    }
+
+    /// A cached object as this resource serves it (converted when the kind
+    /// shares storage with another version's kind).
+    pub fn present(&self, obj: CachedObject) -> CachedObject {
+        match self.info.conversion {
+            Some(c) => CachedObject::new(obj.key, (c.from_storage)(obj.value), obj.revision),
+            None => obj,
+        }
+    }
+
+    /// Like [`Store::present`] for a shared cache entry (no copy when no
+    /// conversion applies).
+    pub fn present_shared(&self, obj: &Arc<CachedObject>) -> Arc<CachedObject> {
+        match self.info.conversion {
+            Some(c) => Arc::new(CachedObject::new(
+                obj.key.clone(),
+                (c.from_storage)(obj.value.clone()),
+                obj.revision,
+            )),
+            None => obj.clone(),
+        }
     }
 
     /// Replaces an object (PUT). A `resourceVersion` in the body makes it a
@@ -707,7 +743,7 @@ impl<'a> Store<'a> {
             return Ok(Some(new));
         }
         let key = current.key.clone();
-        let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+        let bytes = self.encode_for_storage(&new)?;
         let revision = match self
             .backend
             .storage
@@ -771,7 +807,7 @@ impl<'a> Store<'a> {
             if opts.dry_run {
                 return Ok(new);
             }
-            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            let bytes = self.encode_for_storage(&new)?;
             match self
                 .backend
                 .storage
@@ -878,7 +914,7 @@ impl<'a> Store<'a> {
                     return Ok(Deleted::Pending(marked));
                 }
                 meta::remove_meta(&mut marked, "resourceVersion");
-                let bytes = Bytes::from(serde_json::to_vec(&marked).map_err(ApiError::internal)?);
+                let bytes = self.encode_for_storage(&marked)?;
                 match self
                     .backend
                     .storage
@@ -973,7 +1009,8 @@ impl<'a> Store<'a> {
                 }
                 let (objects, revision) = self.cache.snapshot(&prefix).await;
                 let items = objects
-                    .into_iter()
+                    .iter()
+                    .map(|o| self.present_shared(o))
                     .filter(|o| opts.filter.matches(&o.value))
                     .collect();
                 Ok(ListResult {
@@ -1014,7 +1051,7 @@ impl<'a> Store<'a> {
             let mut last_key = None;
             for kv in &page.items {
                 last_key = Some(kv.key.clone());
-                if let Some(obj) = CachedObject::from_kv(kv)
+                if let Some(obj) = self.read_stored(kv)
                     && opts.filter.matches(&obj.value)
                 {
                     items.push(Arc::new(obj));
