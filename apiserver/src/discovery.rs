@@ -32,6 +32,7 @@ fn subresource_shape(
 ) {
     match sub {
         "binding" => (&["create"], ("", "v1", "Binding")),
+        "eviction" => (&["create"], ("policy", "v1", "Eviction")),
         "finalize" => (&["update"], (info.group, info.version, info.kind)),
         "scale" => (&["get", "patch", "update"], ("autoscaling", "v1", "Scale")),
         _ => (

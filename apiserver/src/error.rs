@@ -242,6 +242,14 @@ impl ApiError {
         Self::gone(format!("too old resource version: {requested} ({oldest})"))
     }
 
+    /// 429: the request is refused for now (e.g. an eviction that would
+    /// break a PodDisruptionBudget).
+    pub fn too_many_requests(message: impl Into<String>, causes: Vec<FieldError>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+        e.causes = causes;
+        e
+    }
+
     /// 413: the body is larger than the server accepts.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

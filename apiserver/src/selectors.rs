@@ -27,6 +27,71 @@ impl LabelSelector {
         Ok(LabelSelector(selector))
     }
 
+    /// Builds a selector from an API `LabelSelector` object
+    /// (`matchLabels` and `matchExpressions`) or a ReplicationController's
+    /// plain map of labels. An empty selector matches everything.
+    pub fn from_json(selector: &Value) -> Result<Self, String> {
+        let Some(sel) = selector.as_object() else {
+            return Ok(LabelSelector::default());
+        };
+        let structured = sel.contains_key("matchLabels") || sel.contains_key("matchExpressions");
+        let plain = if structured {
+            sel.get("matchLabels").and_then(Value::as_object)
+        } else {
+            Some(sel)
+        };
+        let mut out = Selector::default();
+        for (k, v) in plain.into_iter().flatten() {
+            out.extend([Expression::Equal(
+                k.clone(),
+                v.as_str().unwrap_or_default().to_string(),
+            )]);
+        }
+        for e in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values: BTreeSet<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.extend([
+                match e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                {
+                    "In" => Expression::In(key, values),
+                    "NotIn" => Expression::NotIn(key, values),
+                    "Exists" => Expression::Exists(key),
+                    "DoesNotExist" => Expression::DoesNotExist(key),
+                    other => {
+                        return Err(format!("{other:?} is not a valid label selector operator"));
+                    }
+                },
+            ]);
+        }
+        Ok(LabelSelector(out))
+    }
+
+    /// Whether a plain label map matches.
+    pub fn matches_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0.selects_all() || self.0.matches(labels)
+    }
+
     /// Whether the object's labels match.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.selects_all() || self.0.matches(&meta::labels(obj))
@@ -250,6 +315,21 @@ mod tests {
                 "{sel}"
             );
         }
+    }
+
+    #[test]
+    fn api_label_selectors_match_like_their_string_form() {
+        let p = pod(json!({"app": "web", "tier": "front"}));
+        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]});
+        assert!(LabelSelector::from_json(&sel).is_ok_and(|s| s.matches(&p)));
+        assert!(LabelSelector::from_json(&json!({"app": "db"})).is_ok_and(|s| !s.matches(&p)));
+        assert!(LabelSelector::from_json(&json!({})).is_ok_and(|s| s.matches(&p)));
+        assert!(
+            LabelSelector::from_json(
+                &json!({"matchExpressions": [{"key": "a", "operator": "Near"}]})
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -722,3 +722,58 @@ async fn events_from_either_api_are_one_and_show_in_describe() -> Result<()> {
     assert_eq!(events.list(&ListParams::default()).await?.items.len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn evictions_respect_pod_disruption_budgets() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, app) in [("guarded", "db"), ("free", "web")] {
+        pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await?;
+    }
+    cp.kubectl(&["create", "-f", &cp.write("pdb.yaml", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: db}}\n")?])?;
+    let evict = |name: &str| {
+        let body = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "default"}});
+        let path = format!("/api/v1/namespaces/default/pods/{name}/eviction");
+        let client = client.clone();
+        async move {
+            raw(
+                &client,
+                "POST",
+                &path,
+                "application/json",
+                serde_json::to_vec(&body)?,
+            )
+            .await
+        }
+    };
+    let (code, body) = evict("guarded").await?;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (429, Some("TooManyRequests")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["causes"][0]["reason"], "DisruptionBudget");
+    assert!(pods.get("guarded").await.is_ok(), "the guarded pod stays");
+    let (code, _) = evict("free").await?;
+    assert_eq!(code, 201);
+    assert!(
+        pods.get("free").await.is_err(),
+        "a pod no budget covers is evicted"
+    );
+    // Once the budget allows one disruption, exactly one eviction passes.
+    let budgets: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(client.clone(), "default");
+    budgets.patch_status("db", &PatchParams::default(), &Patch::Merge(json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}}))).await?;
+    let (code, _) = evict("guarded").await?;
+    assert_eq!(code, 201);
+    let pdb = budgets.get("db").await?;
+    assert_eq!(pdb.status.map(|s| s.disruptions_allowed), Some(0));
+    Ok(())
+}

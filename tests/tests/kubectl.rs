@@ -592,3 +592,49 @@ async fn kubectl_scale_goes_through_the_scale_subresource() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    cp.kubectl(&[
+        "create",
+        "-f",
+        &cp.write(
+            "node.yaml",
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+        )?,
+    ])?;
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: on-n1}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: x}]\n";
+    cp.kubectl(&["create", "-f", &cp.write("pod.yaml", pod)?])?;
+    cp.kubectl(&[
+        "patch",
+        "pod",
+        "on-n1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ])?;
+    let out = cp.kubectl(&[
+        "drain",
+        "n1",
+        "--force",
+        "--grace-period=0",
+        "--timeout=60s",
+    ])?;
+    assert!(
+        out.contains("evicting pod default/on-n1") || out.contains("pod/on-n1 evicted"),
+        "{out}"
+    );
+    assert!(out.contains("node/n1 drained"), "{out}");
+    assert_eq!(
+        cp.kubectl(&["get", "node", "n1", "-o", "jsonpath={.spec.unschedulable}"])?,
+        "true"
+    );
+    assert!(
+        cp.kubectl(&["get", "pods", "-o", "name"])?
+            .trim()
+            .is_empty()
+    );
+    Ok(())
+}

@@ -25,7 +25,7 @@ use crate::registry::store::Backend;
 use crate::request_info::{RequestInfo, resolve};
 
 /// Subresource names that may appear as metric labels.
-const KNOWN_SUBRESOURCES: &[&str] = &["status", "binding", "finalize", "scale"];
+const KNOWN_SUBRESOURCES: &[&str] = &["status", "binding", "eviction", "finalize", "scale"];
 
 /// Largest request body accepted, as upstream (3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;

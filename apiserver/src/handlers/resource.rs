@@ -158,6 +158,23 @@ pub(super) async fn handle(
         }
         ("list", _) => list(&store, ns, q, format).await,
         ("watch", _) => super::watch::serve(&store, ns, name, q, format).await,
+        ("create", "eviction") => {
+            let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
+            let options = body
+                .get("deleteOptions")
+                .map(serde_json::to_vec)
+                .transpose()
+                .map_err(ApiError::internal)?;
+            let mut delete = delete_options(q, options.as_deref().unwrap_or_default())?;
+            delete.dry_run |= q.get("dryRun").map(String::as_str) == Some("All");
+            let eviction = crate::registry::eviction::Eviction { delete };
+            crate::registry::eviction::evict(&state.backend, &state.registry, ns, name, &eviction)
+                .await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
+        }
         ("create", "binding") => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
             let node = body

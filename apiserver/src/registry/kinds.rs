@@ -128,7 +128,7 @@ pub fn all() -> Vec<ResourceInfo> {
             row(s::PodStrategy)
                 .short(&["po"])
                 .all()
-                .subs(&["status", "binding"]),
+                .subs(&["status", "binding", "eviction"]),
         ),
         info::<core::ReplicationController>(
             row(s::Workload::replicated())

@@ -5,6 +5,7 @@
 //! a built-in kind means adding a row to [`kinds`]; no handler changes.
 
 pub mod conversion;
+pub mod eviction;
 pub mod kinds;
 pub mod meta;
 pub mod scale;

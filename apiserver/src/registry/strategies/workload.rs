@@ -78,44 +78,14 @@ impl Workload {
     }
 }
 
-/// Whether a ReplicationController's map selector or an apps selector
-/// (`matchLabels`/`matchExpressions`) selects `labels`.
+/// Whether a selector (apps `LabelSelector` or a ReplicationController's
+/// map) selects `labels`.
 fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
-    let map = selector
-        .get("matchLabels")
-        .or(Some(selector))
-        .and_then(Value::as_object);
-    let plain_ok = map.is_none_or(|m| {
-        m.iter()
-            .filter(|(k, _)| *k != "matchExpressions")
-            .all(|(k, v)| labels.get(k) == Some(v))
-    });
-    let exprs_ok = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .is_none_or(|exprs| {
-            exprs.iter().all(|e| {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|v| v.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let have = labels.get(key).and_then(Value::as_str);
-                match e
-                    .get("operator")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                {
-                    "In" => have.is_some_and(|h| values.contains(&h)),
-                    "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-                    "Exists" => have.is_some(),
-                    "DoesNotExist" => have.is_none(),
-                    _ => false,
-                }
-            })
-        });
-    plain_ok && exprs_ok
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    crate::selectors::LabelSelector::from_json(selector).is_ok_and(|s| s.matches_labels(&labels))
 }
 
 impl Strategy for Workload {

@@ -1,0 +1,132 @@
+//! The pods `eviction` subresource (policy/v1 Eviction): delete a pod
+//! unless that would break the PodDisruptionBudget selecting it, which
+//! answers 429 as upstream. `kubectl drain` evicts through it.
+
+use serde_json::{Value, json};
+
+use super::Registry;
+use super::meta;
+use super::store::{Backend, DeleteOptions, ListOptions, Part, Patch, WriteOptions};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::selectors::LabelSelector;
+
+/// What an eviction asks for, from its body.
+#[derive(Debug, Clone, Default)]
+pub struct Eviction {
+    /// `deleteOptions` for the pod's deletion.
+    pub delete: DeleteOptions,
+}
+
+fn budget_refusal(pdb: &Value) -> ApiError {
+    let name = meta::name(pdb);
+    let desired = pdb
+        .pointer("/status/desiredHealthy")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let current = pdb
+        .pointer("/status/currentHealthy")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    ApiError::too_many_requests(
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+        vec![FieldError {
+            reason: "DisruptionBudget",
+            field: String::new(),
+            message: format!(
+                "The disruption budget {name} needs {desired} healthy pods and has {current} currently"
+            ),
+        }],
+    )
+}
+
+/// Evicts `pod` in `ns`: checks its budget, takes one disruption from it,
+/// then deletes the pod.
+pub async fn evict(
+    backend: &Backend,
+    registry: &Registry,
+    ns: &str,
+    pod: &str,
+    eviction: &Eviction,
+) -> ApiResult<()> {
+    let pods_info = registry
+        .lookup("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not served"))?;
+    let pdbs_info = registry
+        .lookup("policy", "v1", "poddisruptionbudgets")
+        .ok_or_else(|| ApiError::internal("poddisruptionbudgets are not served"))?;
+    let pods = backend.store(pods_info)?;
+    let pdbs = backend.store(pdbs_info)?;
+    loop {
+        let obj = pods.get(ns, pod).await?;
+        // Pods that are done, not yet running or already going need no
+        // budget, as upstream.
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("Pending");
+        let exempt =
+            meta::is_terminating(&obj) || matches!(phase, "Succeeded" | "Failed" | "Pending");
+        if !exempt {
+            let labels = meta::labels(&obj);
+            let listed = pdbs.list(ns, &ListOptions::default()).await?;
+            let matching: Vec<&Value> = listed
+                .items
+                .iter()
+                .map(|o| &o.value)
+                .filter(|pdb| {
+                    pdb.pointer("/spec/selector")
+                        .map(LabelSelector::from_json)
+                        .is_some_and(|s| s.is_ok_and(|s| s.matches_labels(&labels)))
+                })
+                .collect();
+            if matching.len() > 1 {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+            if let Some(pdb) = matching.first() {
+                let generation = pdb
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let observed = pdb
+                    .pointer("/status/observedGeneration")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let allowed = pdb
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if observed < generation || allowed <= 0 {
+                    return Err(budget_refusal(pdb));
+                }
+                // Take one disruption, pinned to the budget we read: a
+                // concurrent eviction makes this a conflict and we re-check.
+                let take = json!({
+                    "metadata": {"resourceVersion": meta::meta_str(pdb, "resourceVersion")},
+                    "status": {"disruptionsAllowed": allowed - 1, "disruptedPods": {pod: meta::now_rfc3339()}},
+                });
+                let opts = WriteOptions {
+                    dry_run: eviction.delete.dry_run,
+                    ..Default::default()
+                };
+                match pdbs
+                    .patch(
+                        ns,
+                        meta::name(pdb),
+                        &Patch::Merge(take),
+                        Part::Status,
+                        &opts,
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.reason == "Conflict" => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        pods.delete(ns, pod, &eviction.delete).await?;
+        return Ok(());
+    }
+}
