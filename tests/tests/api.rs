@@ -777,3 +777,40 @@ async fn evictions_respect_pod_disruption_budgets() -> Result<()> {
     assert_eq!(pdb.status.map(|s| s.disruptions_allowed), Some(0));
     Ok(())
 }
+
+#[tokio::test]
+async fn streaming_lists_end_their_initial_events_with_a_bookmark() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &configmap(name, &[("keep", "yes")]))
+            .await?;
+    }
+    cms.create(&PostParams::default(), &configmap("other", &[]))
+        .await?;
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&labelSelector=keep%3Dyes")
+        .body(Vec::new())?;
+    let mut events = client.request_events::<ConfigMap>(req).await?.boxed();
+    let mut added = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.try_next()).await?? {
+            Some(WatchEvent::Added(cm)) => added.push(cm.metadata.name.unwrap_or_default()),
+            Some(WatchEvent::Bookmark(b)) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                assert!(!b.metadata.resource_version.is_empty());
+                break;
+            }
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    added.sort();
+    assert_eq!(added, ["a", "b"], "the selected objects, then the bookmark");
+    Ok(())
+}
