@@ -93,11 +93,17 @@ pub fn human_duration(seconds: i64) -> String {
 }
 
 fn age(obj: &Value) -> String {
-    let created = obj
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match created.parse::<jiff::Timestamp>() {
+    since(
+        obj.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+}
+
+/// How long ago an RFC 3339 timestamp was, as kubectl prints ages;
+/// `<unknown>` when there is none.
+pub fn since(timestamp: &str) -> String {
+    match timestamp.parse::<jiff::Timestamp>() {
         Ok(t) => human_duration((jiff::Timestamp::now() - t).get_seconds()),
         Err(_) => "<unknown>".into(),
     }
@@ -117,6 +123,9 @@ pub fn build<'a>(
     continue_token: Option<&str>,
 ) -> Value {
     let strategy = &info.strategy;
+    if !strategy.name_and_age_columns() {
+        return build_as_given(info, objects, include, revision, continue_token);
+    }
     let kind_columns = strategy.columns();
     let (narrow, wide): (Vec<_>, Vec<_>) = kind_columns
         .iter()
@@ -144,21 +153,51 @@ pub fn build<'a>(
             cells.extend(narrow.iter().map(|(i, _)| cell(*i)));
             cells.push(json!(age(obj)));
             cells.extend(wide.iter().map(|(i, _)| cell(*i)));
-            let mut row = json!({"cells": cells});
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Object => row["object"] = obj.clone(),
-                IncludeObject::Metadata => {
-                    row["object"] = json!({
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-                    })
-                }
-            }
-            row
+            row_with_object(cells, obj, include)
         })
         .collect();
+    table(columns, rows, revision, continue_token)
+}
+
+/// One row: its cells and the object as `includeObject` asks.
+fn row_with_object(cells: Vec<Value>, obj: &Value, include: IncludeObject) -> Value {
+    let mut row = json!({"cells": cells});
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Object => row["object"] = obj.clone(),
+        IncludeObject::Metadata => {
+            row["object"] = json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+                })
+        }
+    }
+    row
+}
+
+/// A kind whose strategy lays out every column itself (events).
+fn build_as_given<'a>(
+    info: &ResourceInfo,
+    objects: impl Iterator<Item = &'a Value>,
+    include: IncludeObject,
+    revision: Option<i64>,
+    continue_token: Option<&str>,
+) -> Value {
+    let columns = info.strategy.columns().iter().map(column_json).collect();
+    let rows = objects
+        .map(|obj| row_with_object(info.strategy.cells(obj), obj, include))
+        .collect();
+    table(columns, rows, revision, continue_token)
+}
+
+/// The Table object around columns and rows.
+fn table(
+    columns: Vec<Value>,
+    rows: Vec<Value>,
+    revision: Option<i64>,
+    continue_token: Option<&str>,
+) -> Value {
     let mut metadata = serde_json::Map::new();
     if let Some(r) = revision {
         metadata.insert("resourceVersion".into(), json!(r.to_string()));

@@ -720,6 +720,25 @@ async fn events_from_either_api_are_one_and_show_in_describe() -> Result<()> {
         other => anyhow::bail!("expected ADDED, got {other:?}"),
     }
     assert_eq!(events.list(&ListParams::default()).await?.items.len(), 1);
+    let table = cp.kubectl(&["get", "events"])?;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("Warning")
+            && table.contains("FailedScheduling")
+            && table.contains("pod/p")
+            && table.contains("Insufficient cpu"),
+        "{table}"
+    );
     Ok(())
 }
 

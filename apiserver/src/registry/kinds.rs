@@ -106,7 +106,7 @@ pub fn all() -> Vec<ResourceInfo> {
         // core/v1
         info::<core::ConfigMap>(row(s::ConfigMapStrategy).short(&["cm"])),
         info::<core::Endpoints>(row(s::Plain::default()).short(&["ep"])),
-        info::<core::Event>(row(s::Plain::default().names(s::NameRule::Path)).short(&["ev"])),
+        info::<core::Event>(row(s::EventStrategy).short(&["ev"])),
         info::<core::LimitRange>(row(s::Plain::default()).short(&["limits"])),
         info::<core::Namespace>(
             row(s::NamespaceStrategy)
@@ -187,7 +187,7 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<discovery::EndpointSlice>(row(s::Plain::default())),
         // events.k8s.io/v1, stored with core/v1 events in their shape
         info::<events::Event>(
-            row(s::Plain::default().names(s::NameRule::Path))
+            row(s::EventStrategy)
                 .short(&["ev"])
                 .stored_as("events", EVENTS_V1),
         ),

@@ -93,6 +93,12 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// Whether tables put NAME first and AGE after the narrow columns
+    /// (false: the kind's columns are the whole layout, as for events).
+    fn name_and_age_columns(&self) -> bool {
+        true
+    }
+
     /// Table columns after NAME (and before AGE unless listed).
     fn columns(&self) -> Vec<Column> {
         Vec::new()
