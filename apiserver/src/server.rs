@@ -73,6 +73,10 @@ pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 streams one connection may hold open: each watch is one, and a
+/// client (an informer-based controller) multiplexes many (upstream
+/// allows 1000 too).
+const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
 /// Pause after a failed accept (e.g. no file descriptors left).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -144,7 +148,10 @@ async fn serve_connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(tls), service)
         .await
