@@ -752,7 +752,7 @@ async fn evictions_respect_pod_disruption_budgets() -> Result<()> {
         pods.patch_status(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+            &Patch::Merge(json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})),
         )
         .await?;
     }

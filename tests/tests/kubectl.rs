@@ -586,6 +586,16 @@ async fn kubectl_scale_goes_through_the_scale_subresource() -> Result<()> {
     );
     let err = cp.kubectl_err(&["scale", "deploy", "web", "--replicas=-1"])?;
     assert!(!err.is_empty());
+    let err = cp.kubectl_err(&[
+        "patch",
+        "deploy",
+        "web",
+        "--subresource=scale",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":"3"}}"#,
+    ])?;
+    assert!(err.contains("decoding Scale"), "{err}");
     assert_eq!(
         cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?,
         "5"

@@ -165,8 +165,17 @@ pub(super) async fn handle(
                 .map(serde_json::to_vec)
                 .transpose()
                 .map_err(ApiError::internal)?;
+            let evicted = body
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or(name);
+            if evicted != name {
+                return Err(ApiError::bad_request(format!(
+                    "name in URL does not match name in Eviction object ({name} != {evicted})"
+                )));
+            }
             let mut delete = delete_options(q, options.as_deref().unwrap_or_default())?;
-            delete.dry_run |= q.get("dryRun").map(String::as_str) == Some("All");
+            delete.dry_run |= write_options(q)?.dry_run;
             let eviction = crate::registry::eviction::Eviction { delete };
             crate::registry::eviction::evict(&state.backend, &state.registry, ns, name, &eviction)
                 .await?;

@@ -39,6 +39,47 @@ fn budget_refusal(pdb: &Value) -> ApiError {
     )
 }
 
+/// Whether a pod that is not Ready may be evicted without spending a
+/// disruption: always under `unhealthyPodEvictionPolicy: AlwaysAllow`, and
+/// under the default `IfHealthyBudget` while the budget's healthy pods
+/// suffice (so a crash-looping pod never blocks a drain), as upstream.
+fn unhealthy_may_go(pod: &Value, pdb: &Value) -> bool {
+    let ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True")));
+    if ready {
+        return false;
+    }
+    match pdb
+        .pointer("/spec/unhealthyPodEvictionPolicy")
+        .and_then(Value::as_str)
+    {
+        Some("AlwaysAllow") => true,
+        _ => {
+            let current = pdb
+                .pointer("/status/currentHealthy")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let desired = pdb
+                .pointer("/status/desiredHealthy")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let observed = pdb
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let generation = pdb
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            observed >= generation && current >= desired && desired > 0
+        }
+    }
+}
+
 /// Evicts `pod` in `ns`: checks its budget, takes one disruption from it,
 /// then deletes the pod.
 pub async fn evict(
@@ -84,7 +125,7 @@ pub async fn evict(
                     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
                 ));
             }
-            if let Some(pdb) = matching.first() {
+            if let Some(pdb) = matching.first().filter(|pdb| !unhealthy_may_go(&obj, pdb)) {
                 let generation = pdb
                     .pointer("/metadata/generation")
                     .and_then(Value::as_i64)

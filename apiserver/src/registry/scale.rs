@@ -52,11 +52,20 @@ pub fn selector_string(selector: Option<&Value>) -> String {
                 "In" => format!("{key} in ({})", values.join(",")),
                 "NotIn" => format!("{key} notin ({})", values.join(",")),
                 "Exists" => key.to_string(),
-                _ => format!("!{key}"),
+                "DoesNotExist" => format!("!{key}"),
+                _ => continue,
             },
         );
     }
+    // Upstream's selector String() orders requirements by key.
+    terms.sort_by(|a, b| term_key(a).cmp(term_key(b)));
     terms.join(",")
+}
+
+/// The key a rendered requirement is about (`!k`, `k=v`, `k in (..)`).
+fn term_key(term: &str) -> &str {
+    let t = term.trim_start_matches('!');
+    t.split(['=', ' ']).next().unwrap_or(t)
 }
 
 /// The Scale view of an object.
@@ -99,7 +108,10 @@ impl Store<'_> {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        self.write_scale(ns, name, opts, |_| Ok(body.clone())).await
+        // Any resourceVersion in a PUT body is a precondition.
+        let pinned = !meta::meta_str(&body, "resourceVersion").is_empty();
+        self.write_scale(ns, name, opts, |_| Ok((body.clone(), pinned)))
+            .await
     }
 
     /// PATCH `.../scale`: patches the Scale view, then writes its replicas.
@@ -110,8 +122,14 @@ impl Store<'_> {
         patch: &Patch,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        self.write_scale(ns, name, opts, |scale| self.apply_patch(scale, patch, None))
-            .await
+        // A patch pins the version only if it changes the one it was given.
+        self.write_scale(ns, name, opts, |view| {
+            let patched = self.apply_patch(view, patch, None)?;
+            let pinned = meta::meta_str(&patched, "resourceVersion")
+                != meta::meta_str(view, "resourceVersion");
+            Ok((patched, pinned))
+        })
+        .await
     }
 
     async fn write_scale(
@@ -119,11 +137,17 @@ impl Store<'_> {
         ns: &str,
         name: &str,
         opts: &WriteOptions,
-        desired: impl Fn(&Value) -> ApiResult<Value>,
+        desired: impl Fn(&Value) -> ApiResult<(Value, bool)>,
     ) -> ApiResult<Value> {
         loop {
             let current = self.get_cached(ns, name).await?;
-            let scale = desired(&scale_of(&current.value))?;
+            let (scale, pinned) = desired(&scale_of(&current.value))?;
+            // The Scale's own type refuses wrong types and out-of-range
+            // numbers (replicas is an int32), as upstream's decoding does.
+            let typed: k8s_openapi::api::autoscaling::v1::Scale =
+                serde_json::from_value(scale.clone()).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding Scale body: {e}"))
+                })?;
             let subject = Subject::new("autoscaling", "scale", name);
             if meta::name(&scale) != name {
                 return Err(ApiError::bad_request(format!(
@@ -131,17 +155,13 @@ impl Store<'_> {
                     meta::name(&scale)
                 )));
             }
-            let pinned = meta::meta_str(&scale, "resourceVersion").to_string();
-            if !pinned.is_empty() && pinned != current.revision.to_string() {
+            if pinned && meta::meta_str(&scale, "resourceVersion") != current.revision.to_string() {
                 return Err(ApiError::conflict(
                     Subject::new(self.info().group, self.info().plural, name),
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
-            let replicas = scale
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let replicas = i64::from(typed.spec.and_then(|s| s.replicas).unwrap_or(0));
             if replicas < 0 {
                 return Err(ApiError::invalid(
                     "Scale",
@@ -163,7 +183,7 @@ impl Store<'_> {
                     }
                     return Ok(scale_of(&written));
                 }
-                None if pinned.is_empty() => continue,
+                None if !pinned => continue,
                 None => {
                     return Err(ApiError::conflict(
                         Subject::new(self.info().group, self.info().plural, name),
