@@ -306,6 +306,21 @@ async fn namespaces_gate_where_objects_may_be_created() -> Result<()> {
         "team",
     ])?;
     assert!(err.contains("because it is being terminated"), "{err}");
+    // The namespace controller's last step: clearing spec.finalizers through
+    // the finalize subresource removes the namespace.
+    let mut ns: serde_json::Value =
+        serde_json::from_str(&cp.kubectl(&["get", "ns", "team", "-o", "json"])?)?;
+    ns["spec"]["finalizers"] = serde_json::json!([]);
+    let file = cp.write("finalize.json", &ns.to_string())?;
+    cp.kubectl(&[
+        "replace",
+        "--raw",
+        "/api/v1/namespaces/team/finalize",
+        "-f",
+        &file,
+    ])?;
+    let err = cp.kubectl_err(&["get", "ns", "team"])?;
+    assert!(err.contains("not found"), "{err}");
     Ok(())
 }
 

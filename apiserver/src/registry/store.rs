@@ -825,8 +825,8 @@ impl<'a> Store<'a> {
     }
 
     /// An object marked for deletion goes once nothing holds it: no
-    /// finalizers, no remaining grace period, and (for namespaces) no
-    /// `spec.finalizers`.
+    /// finalizers, no remaining grace period, nothing the strategy names
+    /// (a namespace's `spec.finalizers`).
     fn ready_to_remove(&self, obj: &Value) -> bool {
         if !is_terminating(obj) || !finalizers(obj).is_empty() {
             return false;
@@ -835,11 +835,7 @@ impl<'a> Store<'a> {
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        let spec_finalizers = obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
-        grace == 0 && !(self.info.kind == "Namespace" && spec_finalizers)
+        grace == 0 && !self.info.strategy.held_after_delete(obj)
     }
 
     /// Deletes an object, or marks it for deletion when finalizers or a
@@ -889,8 +885,7 @@ impl<'a> Store<'a> {
             // until it runs, adding their finalizers would leave objects
             // Terminating forever, so both act as Background.
             let fins = finalizers(old);
-            let namespace_held = self.info.kind == "Namespace";
-            let held = !fins.is_empty() || grace > 0 || namespace_held;
+            let held = !fins.is_empty() || grace > 0 || self.info.strategy.held_after_delete(old);
             if held {
                 let already = is_terminating(old);
                 let old_grace = old
@@ -904,9 +899,7 @@ impl<'a> Store<'a> {
                     );
                     meta::set_meta(&mut marked, "deletionGracePeriodSeconds", json!(grace));
                 }
-                if namespace_held {
-                    marked["status"]["phase"] = json!("Terminating");
-                }
+                self.info.strategy.prepare_for_delete(&mut marked);
                 if opts.dry_run {
                     return Ok(Deleted::Pending(marked));
                 }

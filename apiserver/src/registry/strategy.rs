@@ -75,6 +75,16 @@ pub trait Strategy: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Whether the kind's own state still holds a deleted object (a
+    /// namespace's `spec.finalizers`), besides `metadata.finalizers`.
+    fn held_after_delete(&self, _obj: &Value) -> bool {
+        false
+    }
+
+    /// Marks an object that a delete leaves in place (a namespace turns
+    /// `Terminating`).
+    fn prepare_for_delete(&self, _obj: &mut Value) {}
+
     /// Refuses deleting `obj` with a reason (403), e.g. system namespaces.
     fn forbid_delete(&self, _obj: &Value) -> Option<&'static str> {
         None

@@ -41,6 +41,16 @@ impl Strategy for NamespaceStrategy {
             .then_some("this namespace may not be deleted")
     }
 
+    fn held_after_delete(&self, obj: &Value) -> bool {
+        obj.pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    }
+
+    fn prepare_for_delete(&self, obj: &mut Value) {
+        obj["status"]["phase"] = json!("Terminating");
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         obj["status"] = json!({"phase": "Active"});
     }
