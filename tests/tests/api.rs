@@ -25,6 +25,15 @@ fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     .unwrap_or_default()
 }
 
+/// A one-container pod with `labels` and extra `spec` fields.
+fn pod(name: &str, labels: Value, spec: Value) -> Result<Pod> {
+    let mut spec = spec;
+    spec["containers"] = json!([{"name": "c", "image": "x"}]);
+    Ok(serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "spec": spec}),
+    )?)
+}
+
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
     match e {
         kube::Error::Api(s) => Some((s.code, s.reason.clone())),
@@ -321,7 +330,8 @@ async fn a_pod_is_bound_to_a_node_once() -> Result<()> {
     let cp = ControlPlane::start(&[]).await?;
     let client = cp.client().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    pods.create(&PostParams::default(), &pod("p", json!({}), json!({}))?)
+        .await?;
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
     let path = "/api/v1/namespaces/default/pods/p/binding";
     let (code, _) = raw(
@@ -655,7 +665,11 @@ async fn refusals_that_protect_the_cluster() -> Result<()> {
     );
     // An absurd grace period is clamped, not a crash of the connection.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    pods.create(
+        &PostParams::default(),
+        &pod("p", json!({}), json!({"nodeName": "n1"}))?,
+    )
+    .await?;
     let (code, body) = raw(
         &client,
         "DELETE",
@@ -687,7 +701,9 @@ async fn events_from_either_api_are_one_and_show_in_describe() -> Result<()> {
     let cp = ControlPlane::start(&[]).await?;
     let client = cp.client().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let pod = pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+    let pod = pods
+        .create(&PostParams::default(), &pod("p", json!({}), json!({}))?)
+        .await?;
     let uid = pod.metadata.uid.context("uid")?;
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let mut watch = events.watch(&WatchParams::default(), "0").await?.boxed();
@@ -748,7 +764,11 @@ async fn evictions_respect_pod_disruption_budgets() -> Result<()> {
     let client = cp.client().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for (name, app) in [("guarded", "db"), ("free", "web")] {
-        pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))?).await?;
+        pods.create(
+            &PostParams::default(),
+            &pod(name, json!({"app": app}), json!({}))?,
+        )
+        .await?;
         pods.patch_status(
             name,
             &PatchParams::default(),

@@ -19,14 +19,8 @@ pub struct Eviction {
 
 fn budget_refusal(pdb: &Value) -> ApiError {
     let name = meta::name(pdb);
-    let desired = pdb
-        .pointer("/status/desiredHealthy")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let current = pdb
-        .pointer("/status/currentHealthy")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let desired = meta::int_at(pdb, "/status/desiredHealthy");
+    let current = meta::int_at(pdb, "/status/currentHealthy");
     ApiError::too_many_requests(
         "Cannot evict pod as it would violate the pod's disruption budget.",
         vec![FieldError {
@@ -37,6 +31,12 @@ fn budget_refusal(pdb: &Value) -> ApiError {
             ),
         }],
     )
+}
+
+/// Whether the disruption controller has seen the budget's latest spec;
+/// until it has, the budget's counts cannot be trusted.
+fn status_is_current(pdb: &Value) -> bool {
+    meta::int_at(pdb, "/status/observedGeneration") >= meta::int_at(pdb, "/metadata/generation")
 }
 
 /// Whether a pod that is not Ready may be evicted without spending a
@@ -59,23 +59,9 @@ fn unhealthy_may_go(pod: &Value, pdb: &Value) -> bool {
     {
         Some("AlwaysAllow") => true,
         _ => {
-            let current = pdb
-                .pointer("/status/currentHealthy")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let desired = pdb
-                .pointer("/status/desiredHealthy")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let observed = pdb
-                .pointer("/status/observedGeneration")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let generation = pdb
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            observed >= generation && current >= desired && desired > 0
+            let current = meta::int_at(pdb, "/status/currentHealthy");
+            let desired = meta::int_at(pdb, "/status/desiredHealthy");
+            status_is_current(pdb) && current >= desired && desired > 0
         }
     }
 }
@@ -126,19 +112,8 @@ pub async fn evict(
                 ));
             }
             if let Some(pdb) = matching.first().filter(|pdb| !unhealthy_may_go(&obj, pdb)) {
-                let generation = pdb
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let observed = pdb
-                    .pointer("/status/observedGeneration")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let allowed = pdb
-                    .pointer("/status/disruptionsAllowed")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                if observed < generation || allowed <= 0 {
+                let allowed = meta::int_at(pdb, "/status/disruptionsAllowed");
+                if !status_is_current(pdb) || allowed <= 0 {
                     return Err(budget_refusal(pdb));
                 }
                 // Take one disruption, pinned to the budget we read: a

@@ -100,6 +100,12 @@ pub fn pointer_string(obj: &Value, pointer: &str) -> String {
     }
 }
 
+/// The integer at a JSON pointer, 0 when absent (Go's zero value, which
+/// is what upstream reads for an unset counter).
+pub fn int_at(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
 /// Sets a value at a dotted path of object keys, creating objects on the
 /// way, unless a value is already there (upstream defaulting never
 /// overwrites).

@@ -86,9 +86,9 @@ pub fn scale_of(obj: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": {"replicas": meta::int_at(obj, "/spec/replicas")},
         "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "replicas": meta::int_at(obj, "/status/replicas"),
             "selector": selector_string(obj.pointer("/spec/selector")),
         },
     })

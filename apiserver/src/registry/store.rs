@@ -713,10 +713,7 @@ impl<'a> Store<'a> {
             strategy.prepare_for_update(&mut new, &old);
         }
         if strategy.tracks_generation() && spec_part(&new) != spec_part(&old) {
-            let generation = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let generation = meta::int_at(&old, "/metadata/generation");
             meta::set_meta(&mut new, "generation", json!(generation + 1));
         }
         let mut errs = self.validate_meta(&new);
@@ -831,10 +828,7 @@ impl<'a> Store<'a> {
         if !is_terminating(obj) || !finalizers(obj).is_empty() {
             return false;
         }
-        let grace = obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let grace = meta::int_at(obj, "/metadata/deletionGracePeriodSeconds");
         grace == 0 && !self.info.strategy.held_after_delete(obj)
     }
 
