@@ -853,3 +853,17 @@ async fn streaming_lists_end_their_initial_events_with_a_bookmark() -> Result<()
     assert_eq!(added, ["a", "b"], "the selected objects, then the bookmark");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_that_never_completes_tls_is_disconnected() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let cp = ControlPlane::start(&[]).await?;
+    let addr = cp.apiserver.url.trim_start_matches("https://").to_string();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await?;
+    // The server gives up on the handshake (after 10 s) and closes the
+    // connection: the read ends with EOF or a reset, well before 60 s.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(60), idle.read(&mut buf)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    Ok(())
+}
