@@ -31,6 +31,7 @@ use serde_json::json;
 
 use handlers::AppState;
 use registry::Registry;
+use registry::admission::priority::SYSTEM_PRIORITY_CLASSES;
 use registry::store::{Backend, WriteOptions};
 use storage::Storage;
 use storage::etcd::EtcdStorage;
@@ -58,25 +59,46 @@ async fn connect_storage(endpoints: &[String]) -> Arc<dyn Storage> {
     }
 }
 
-/// Creates the system namespaces if they are missing.
-async fn ensure_system_namespaces(state: &AppState) -> Result<()> {
+/// Creates `objects` of the resource at `group`/`version`/`plural` unless
+/// they exist.
+async fn ensure_exist(
+    state: &AppState,
+    (group, version, plural): (&str, &str, &str),
+    objects: impl IntoIterator<Item = serde_json::Value>,
+) -> Result<()> {
     let info = state
         .registry
-        .lookup("", "v1", "namespaces")
-        .context("namespaces are served")?;
+        .lookup(group, version, plural)
+        .with_context(|| format!("{plural} are served"))?;
     let store = state
         .backend
         .store(info)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for ns in SYSTEM_NAMESPACES {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    for obj in objects {
+        let name = registry::meta::name(&obj).to_string();
         match store.create("", obj, &WriteOptions::default()).await {
-            Ok(_) => tracing::info!(namespace = ns, "created system namespace"),
+            Ok(_) => tracing::info!(resource = plural, name, "created system object"),
             Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => anyhow::bail!("creating namespace {ns}: {e}"),
+            Err(e) => anyhow::bail!("creating {plural} {name}: {e}"),
         }
     }
     Ok(())
+}
+
+/// Creates the system namespaces and the system PriorityClasses if they
+/// are missing, as upstream's bootstrap.
+async fn ensure_system_objects(state: &AppState) -> Result<()> {
+    let namespaces = SYSTEM_NAMESPACES
+        .iter()
+        .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    ensure_exist(state, ("", "v1", "namespaces"), namespaces).await?;
+    let classes = SYSTEM_PRIORITY_CLASSES.iter().map(|c| c.object());
+    ensure_exist(
+        state,
+        ("scheduling.k8s.io", "v1", "priorityclasses"),
+        classes,
+    )
+    .await
 }
 
 /// Compacts storage history every `interval`, to the revision seen one
@@ -126,8 +148,8 @@ pub async fn run(opts: options::Options) -> Result<()> {
         backend,
     });
     let mut delay = Duration::from_millis(100);
-    while let Err(e) = ensure_system_namespaces(&state).await {
-        tracing::warn!(error = %e, "bootstrapping system namespaces; retrying");
+    while let Err(e) = ensure_system_objects(&state).await {
+        tracing::warn!(error = %e, "bootstrapping system objects; retrying");
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }

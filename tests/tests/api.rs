@@ -1,6 +1,6 @@
 //! The API's semantics through an independent client (the `kube` crate) and
 //! raw HTTP: conflicts, selectors, paging, watch resumption and expiry,
-//! subresources, authentication and error bodies.
+//! subresources, authentication, error bodies and admission (pod priority).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use capstan_tests::wait;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
@@ -39,6 +40,32 @@ fn api_error(e: &kube::Error) -> Option<(u16, String)> {
         kube::Error::Api(s) => Some((s.code, s.reason.clone())),
         _ => None,
     }
+}
+
+/// The status code and message of an API error.
+fn api_message(e: &kube::Error) -> Option<(u16, String)> {
+    match e {
+        kube::Error::Api(s) => Some((s.code, s.message.clone())),
+        _ => None,
+    }
+}
+
+fn priority_class(name: &str, value: i32, extra: Value) -> Result<PriorityClass> {
+    let mut pc = extra;
+    pc["metadata"] = json!({"name": name});
+    pc["value"] = json!(value);
+    Ok(serde_json::from_value(pc)?)
+}
+
+/// A created pod's `spec.priorityClassName`, `spec.priority` and
+/// `spec.preemptionPolicy`.
+fn priority_of(pod: &Pod) -> (Option<String>, Option<i32>, Option<String>) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    (
+        spec.priority_class_name,
+        spec.priority,
+        spec.preemption_policy,
+    )
 }
 
 async fn raw(
@@ -865,5 +892,234 @@ async fn a_client_that_never_completes_tls_is_disconnected() -> Result<()> {
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(60), idle.read(&mut buf)).await?;
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn pods_take_priority_and_preemption_policy_from_their_class() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pp = PostParams::default();
+    classes
+        .create(
+            &pp,
+            &priority_class("high", 1000, json!({"preemptionPolicy": "Never"}))?,
+        )
+        .await?;
+    classes
+        .create(&pp, &priority_class("low", 10, json!({}))?)
+        .await?;
+    let high = pods
+        .create(
+            &pp,
+            &pod("high", json!({}), json!({"priorityClassName": "high"}))?,
+        )
+        .await?;
+    assert_eq!(
+        priority_of(&high),
+        (Some("high".into()), Some(1000), Some("Never".into()))
+    );
+    let low = pods
+        .create(
+            &pp,
+            &pod("low", json!({}), json!({"priorityClassName": "low"}))?,
+        )
+        .await?;
+    assert_eq!(
+        priority_of(&low),
+        (
+            Some("low".into()),
+            Some(10),
+            Some("PreemptLowerPriority".into())
+        ),
+        "a class without a policy preempts lower priorities"
+    );
+    let plain = pods
+        .create(&pp, &pod("plain", json!({}), json!({}))?)
+        .await?;
+    assert_eq!(
+        priority_of(&plain),
+        (None, Some(0), Some("PreemptLowerPriority".into())),
+        "no class and no default: priority 0"
+    );
+    // An unknown class, or a priority the class does not give, is refused.
+    let unknown = pods
+        .create(
+            &pp,
+            &pod("u", json!({}), json!({"priorityClassName": "nope"}))?,
+        )
+        .await
+        .err()
+        .context("an unknown class must be refused")?;
+    assert_eq!(
+        api_message(&unknown),
+        Some((
+            403,
+            "pods \"u\" is forbidden: no PriorityClass with name nope was found".into()
+        ))
+    );
+    let forged = pods
+        .create(
+            &pp,
+            &pod(
+                "f",
+                json!({}),
+                json!({"priorityClassName": "low", "priority": 5000}),
+            )?,
+        )
+        .await
+        .err()
+        .context("a forged priority must be refused")?;
+    assert_eq!(
+        api_message(&forged),
+        Some((403, "pods \"f\" is forbidden: the integer value of priority (5000) must not be provided in pod spec; priority admission controller computed 10 from the given PriorityClass name".into()))
+    );
+    assert!(pods.get_opt("u").await?.is_none() && pods.get_opt("f").await?.is_none());
+    // A replace that leaves the priority out keeps it; changing it is refused.
+    let mut replaced = high.clone();
+    if let Some(spec) = replaced.spec.as_mut() {
+        spec.priority = None;
+        spec.preemption_policy = None;
+        spec.containers[0].image = Some("y".into());
+    }
+    let replaced = pods.replace("high", &pp, &replaced).await?;
+    assert_eq!(
+        priority_of(&replaced),
+        (Some("high".into()), Some(1000), Some("Never".into()))
+    );
+    let changed = pods
+        .patch(
+            "high",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"priority": 1}})),
+        )
+        .await
+        .err()
+        .context("priority is immutable")?;
+    assert_eq!(api_error(&changed), Some((422, "Invalid".into())));
+    // A class's value and policy are immutable; users may not outrank the system.
+    let err = classes
+        .patch(
+            "high",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"value": 1})),
+        )
+        .await
+        .err()
+        .context("value is immutable")?;
+    assert_eq!(api_error(&err), Some((422, "Invalid".into())));
+    let err = classes
+        .create(&pp, &priority_class("top", 1_000_000_001, json!({}))?)
+        .await
+        .err()
+        .context("too high for a user class")?;
+    assert_eq!(api_error(&err), Some((422, "Invalid".into())));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_global_default_priority_class_applies_and_is_the_only_one() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pp = PostParams::default();
+    classes
+        .create(
+            &pp,
+            &priority_class("everyone", 100, json!({"globalDefault": true}))?,
+        )
+        .await?;
+    // Admission reads classes from the watch cache, as upstream reads its
+    // informer: wait until a cached list (resourceVersion=0) shows it.
+    wait::until(
+        "the default class in the cache",
+        Duration::from_secs(10),
+        || {
+            let classes = classes.clone();
+            async move {
+                let cached = classes
+                    .list(&ListParams::default().match_any())
+                    .await
+                    .ok()?;
+                cached
+                    .items
+                    .iter()
+                    .any(|c| c.metadata.name.as_deref() == Some("everyone"))
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let p = pods.create(&pp, &pod("p", json!({}), json!({}))?).await?;
+    assert_eq!(
+        priority_of(&p),
+        (
+            Some("everyone".into()),
+            Some(100),
+            Some("PreemptLowerPriority".into())
+        )
+    );
+    let second = classes
+        .create(
+            &pp,
+            &priority_class("also", 5, json!({"globalDefault": true}))?,
+        )
+        .await
+        .err()
+        .context("a second default must be refused")?;
+    assert_eq!(
+        api_message(&second),
+        Some((403, "priorityclasses.scheduling.k8s.io \"also\" is forbidden: PriorityClass everyone is already marked as default. Only one default can exist".into()))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn system_priority_classes_exist_from_the_start_and_are_protected() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pp = PostParams::default();
+    assert_eq!(
+        classes.get("system-node-critical").await?.value,
+        2_000_001_000
+    );
+    assert_eq!(
+        classes.get("system-cluster-critical").await?.value,
+        2_000_000_000
+    );
+    let p = pods
+        .create(
+            &pp,
+            &pod(
+                "p",
+                json!({}),
+                json!({"priorityClassName": "system-cluster-critical"}),
+            )?,
+        )
+        .await?;
+    assert_eq!(
+        priority_of(&p),
+        (
+            Some("system-cluster-critical".into()),
+            Some(2_000_000_000),
+            Some("PreemptLowerPriority".into())
+        )
+    );
+    let err = cp.kubectl_err(&["delete", "priorityclass", "system-cluster-critical"])?;
+    assert!(
+        err.contains("this is a system priority class and cannot be deleted"),
+        "{err}"
+    );
+    let err = classes
+        .create(&pp, &priority_class("system-mine", 1, json!({}))?)
+        .await
+        .err()
+        .context("system- names are reserved")?;
+    assert_eq!(api_error(&err), Some((422, "Invalid".into())));
     Ok(())
 }

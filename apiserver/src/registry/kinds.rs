@@ -204,7 +204,7 @@ pub fn all() -> Vec<ResourceInfo> {
                 .subs(STATUS),
         ),
         // scheduling.k8s.io/v1
-        info::<scheduling::PriorityClass>(row(s::Plain::default()).short(&["pc"])),
+        info::<scheduling::PriorityClass>(row(s::PriorityClassStrategy).short(&["pc"])),
         // storage.k8s.io/v1
         info::<storage::StorageClass>(row(s::Plain::default()).short(&["sc"])),
     ]

@@ -4,6 +4,7 @@
 //! A kind is data: its names, scope, subresources and a [`Strategy`]. Adding
 //! a built-in kind means adding a row to [`kinds`]; no handler changes.
 
+pub mod admission;
 pub mod conversion;
 pub mod eviction;
 pub mod kinds;

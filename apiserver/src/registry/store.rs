@@ -12,6 +12,7 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 
 use super::ResourceInfo;
+use super::admission::{self, Attributes, Operation};
 use super::meta::{self, finalizers, is_terminating, name, namespace};
 use crate::error::{ApiError, ApiResult, FieldError, Subject};
 use crate::fieldvalidation::{FieldValidation, unknown_fields};
@@ -46,6 +47,46 @@ impl Backend {
             storage,
             prefix,
             caches,
+        }
+    }
+
+    /// One object of a cluster-scoped `resource` (its storage name, e.g.
+    /// `namespaces`) for an admission check: from the watch cache, else
+    /// from storage, since the cache may not have seen a write just made.
+    /// `None` when it does not exist; other storage failures name `subject`,
+    /// the object being written.
+    pub async fn lookup(
+        &self,
+        resource: &str,
+        name: &str,
+        subject: &Subject,
+    ) -> ApiResult<Option<Value>> {
+        let key = format!("{}/{resource}/{name}", self.prefix);
+        if let Some(cache) = self.caches.get(resource)
+            && let Some(cached) = cache.get(&key).await
+        {
+            return Ok(Some(cached.value.clone()));
+        }
+        match self.storage.get(&key).await {
+            Ok(kv) => serde_json::from_slice(&kv.value)
+                .map(Some)
+                .map_err(ApiError::internal),
+            Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(storage_error(e, subject.clone())),
+        }
+    }
+
+    /// Every object of a cluster-scoped `resource` as its watch cache holds
+    /// them (upstream's informer listers: possibly a moment behind).
+    pub async fn cached_list(&self, resource: &str) -> Vec<Arc<CachedObject>> {
+        match self.caches.get(resource) {
+            Some(cache) => {
+                cache
+                    .snapshot(&format!("{}/{resource}/", self.prefix))
+                    .await
+                    .0
+            }
+            None => Vec::new(),
         }
     }
 
@@ -362,20 +403,12 @@ impl<'a> Store<'a> {
         if !self.info.namespaced {
             return Ok(());
         }
-        let key = format!("{}/namespaces/{ns}", self.backend.prefix);
-        let cached = match self.backend.caches.get("namespaces") {
-            Some(c) => c.get(&key).await.map(|o| o.value.clone()),
-            None => None,
-        };
-        let ns_obj = match cached {
-            Some(v) => v,
-            None => match self.backend.storage.get(&key).await {
-                Ok(kv) => serde_json::from_slice(&kv.value).map_err(ApiError::internal)?,
-                Err(StorageError::NotFound) => {
-                    return Err(ApiError::not_found(Subject::new("", "namespaces", ns)));
-                }
-                Err(e) => return Err(storage_error(e, self.subject(name_for_error))),
-            },
+        let Some(ns_obj) = self
+            .backend
+            .lookup("namespaces", ns, &self.subject(name_for_error))
+            .await?
+        else {
+            return Err(ApiError::not_found(Subject::new("", "namespaces", ns)));
         };
         if is_terminating(&ns_obj) {
             return Err(ApiError::forbidden(
@@ -431,6 +464,13 @@ impl<'a> Store<'a> {
             m.remove("status");
         }
         strategy.apply_defaults(&mut obj);
+        let attrs = Attributes {
+            backend: self.backend,
+            info: self.info,
+            operation: Operation::Create,
+            old: None,
+        };
+        admission::mutate(&attrs, &mut obj).await?;
         strategy.prepare_for_create(&mut obj);
         let mut errs = self.validate_meta(&obj);
         errs.extend(strategy.validate(&obj));
@@ -440,6 +480,7 @@ impl<'a> Store<'a> {
         let obj_name = name(&obj).to_string();
         let obj_ns = namespace(&obj).to_string();
         self.check_namespace(&obj_ns, &obj_name).await?;
+        admission::validate(&attrs, &obj).await?;
         if opts.dry_run {
             return Ok(obj);
         }
@@ -709,7 +750,16 @@ impl<'a> Store<'a> {
         }
         meta::remove_meta(&mut new, "resourceVersion");
         strategy.apply_defaults(&mut new);
-        if part == Part::Main {
+        // Admission sees writes of the main resource only, as upstream's
+        // plugins ignore subresources.
+        let attrs = (part == Part::Main).then_some(Attributes {
+            backend: self.backend,
+            info: self.info,
+            operation: Operation::Update,
+            old: Some(&old),
+        });
+        if let Some(attrs) = &attrs {
+            admission::mutate(attrs, &mut new).await?;
             strategy.prepare_for_update(&mut new, &old);
         }
         if strategy.tracks_generation() && spec_part(&new) != spec_part(&old) {
@@ -729,6 +779,9 @@ impl<'a> Store<'a> {
         }
         if !errs.is_empty() {
             return Err(self.invalid(&new, errs));
+        }
+        if let Some(attrs) = &attrs {
+            admission::validate(attrs, &new).await?;
         }
         let mut unchanged = old.clone();
         meta::remove_meta(&mut unchanged, "resourceVersion");

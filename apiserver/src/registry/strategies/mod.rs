@@ -7,6 +7,7 @@ mod namespace;
 mod node;
 mod pod;
 mod podspec;
+mod priorityclass;
 mod service;
 mod workload;
 
@@ -15,6 +16,7 @@ pub use event::EventStrategy;
 pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;
 pub use pod::PodStrategy;
+pub use priorityclass::PriorityClassStrategy;
 pub use service::ServiceStrategy;
 pub use workload::Workload;
 
