@@ -177,6 +177,7 @@ pub async fn run(opts: options::Options) -> Result<()> {
         tls,
         app,
         capstan_component_base::shutdown_signal(),
+        server::user_from_certificate,
     )
     .await;
     Ok(())

@@ -5,22 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Parses durations like upstream's flags: `300ms`, `2s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "invalid duration unit in {s:?} (use ms, s, m or h)"
-        )),
-    }
-}
+use capstan_component_base::duration::parse_duration;
 
 /// `capstan-apiserver` flags.
 #[derive(Debug, Clone, Parser)]
@@ -59,16 +44,4 @@ pub struct Options {
     /// the Services work; the flag is accepted now so unit files are stable).
     #[arg(long = "service-cluster-ip-range", default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_like_upstream_flags() {
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5x").is_err());
-    }
 }

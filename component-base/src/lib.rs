@@ -1,7 +1,12 @@
 //! What every Capstan binary needs and nothing component-specific: TLS
-//! material loading, the one rustls crypto provider, logging set-up and the
-//! shutdown signal. Upstream calls this layer `component-base`.
+//! material loading, the one rustls crypto provider, the HTTPS listener,
+//! logging set-up, leader election and the shutdown signal. Upstream calls
+//! this layer `component-base`.
 
+pub mod client;
+pub mod duration;
+pub mod https;
+pub mod leader;
 pub mod logging;
 pub mod tls;
 
