@@ -281,6 +281,22 @@ impl ControlPlane {
         self.wait_ready().await
     }
 
+    /// Starts a `capstan-scheduler` against this apiserver with the admin
+    /// kubeconfig, its HTTPS health/metrics port on loopback, and `extra`
+    /// flags. Returns the process (stopped on drop) and that port.
+    pub fn start_scheduler(&self, extra: &[&str]) -> Result<(Process, u16)> {
+        let port = free_port()?;
+        let mut cmd = Command::new(binary("capstan-scheduler")?);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .args(extra)
+            .env("RUST_LOG", "info,capstan_scheduler=debug");
+        let log = self.dir.path().join(format!("scheduler-{port}.log"));
+        Ok((Process::spawn("capstan-scheduler", cmd, log)?, port))
+    }
+
     /// An admin `kube` client.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig).await

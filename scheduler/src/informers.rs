@@ -1,0 +1,173 @@
+//! Watches of every kind the scheduler reads, through the `kube` crate's
+//! watcher, turned into [`ClusterEvent`]s on one channel so the scheduling
+//! thread applies them in order between decisions. A re-list after a
+//! broken watch reports objects that vanished meanwhile as deletions.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A change the scheduling thread must apply.
+#[derive(Debug)]
+pub enum ClusterEvent {
+    Pod(Change<Pod>),
+    Node(Change<Node>),
+    Namespace(Change<Namespace>),
+    Pvc(Change<PersistentVolumeClaim>),
+    Pv(Change<PersistentVolume>),
+    StorageClass(Change<StorageClass>),
+    Pdb(Change<PodDisruptionBudget>),
+    /// An informer finished its first list.
+    Synced(&'static str),
+    /// A binding the scheduler sent failed: undo the assumption, retry.
+    BindFailed {
+        uid: String,
+        error: String,
+    },
+}
+
+/// An object added or updated, or deleted.
+#[derive(Debug)]
+pub enum Change<K> {
+    Upsert(Arc<K>),
+    Delete(Arc<K>),
+}
+
+/// The informers the scheduler waits for before its first decision.
+pub const INFORMERS: &[&str] = &[
+    "pods",
+    "nodes",
+    "namespaces",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "storageclasses",
+    "poddisruptionbudgets",
+];
+
+/// Starts one watcher per kind, all feeding `tx`.
+pub fn spawn_all(client: kube::Client, tx: UnboundedSender<ClusterEvent>) {
+    spawn(
+        Api::<Pod>::all(client.clone()),
+        "pods",
+        tx.clone(),
+        ClusterEvent::Pod,
+    );
+    spawn(
+        Api::<Node>::all(client.clone()),
+        "nodes",
+        tx.clone(),
+        ClusterEvent::Node,
+    );
+    spawn(
+        Api::<Namespace>::all(client.clone()),
+        "namespaces",
+        tx.clone(),
+        ClusterEvent::Namespace,
+    );
+    spawn(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        "persistentvolumeclaims",
+        tx.clone(),
+        ClusterEvent::Pvc,
+    );
+    spawn(
+        Api::<PersistentVolume>::all(client.clone()),
+        "persistentvolumes",
+        tx.clone(),
+        ClusterEvent::Pv,
+    );
+    spawn(
+        Api::<StorageClass>::all(client.clone()),
+        "storageclasses",
+        tx.clone(),
+        ClusterEvent::StorageClass,
+    );
+    spawn(
+        Api::<PodDisruptionBudget>::all(client),
+        "poddisruptionbudgets",
+        tx,
+        ClusterEvent::Pdb,
+    );
+}
+
+fn spawn<K>(
+    api: Api<K>,
+    name: &'static str,
+    tx: UnboundedSender<ClusterEvent>,
+    wrap: fn(Change<K>) -> ClusterEvent,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut known: HashMap<String, Arc<K>> = HashMap::new();
+        let mut relisted: HashMap<String, Arc<K>> = HashMap::new();
+        let mut synced = false;
+        let stream = watcher::watcher(api, watcher::Config::default());
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            let event = match item {
+                Ok(e) => e,
+                Err(e) => {
+                    // The watcher backs off and re-lists by itself.
+                    tracing::warn!(informer = name, error = %e, "watch failed");
+                    continue;
+                }
+            };
+            let sent = match event {
+                Event::Apply(obj) => {
+                    let obj = Arc::new(obj);
+                    known.insert(key(obj.as_ref()), obj.clone());
+                    tx.send(wrap(Change::Upsert(obj)))
+                }
+                Event::Delete(obj) => {
+                    let obj = Arc::new(obj);
+                    known.remove(&key(obj.as_ref()));
+                    tx.send(wrap(Change::Delete(obj)))
+                }
+                Event::Init => {
+                    relisted.clear();
+                    Ok(())
+                }
+                Event::InitApply(obj) => {
+                    let obj = Arc::new(obj);
+                    relisted.insert(key(obj.as_ref()), obj.clone());
+                    tx.send(wrap(Change::Upsert(obj)))
+                }
+                Event::InitDone => {
+                    let vanished: Vec<Arc<K>> = known
+                        .iter()
+                        .filter(|(k, _)| !relisted.contains_key(*k))
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    known = std::mem::take(&mut relisted);
+                    let mut result = Ok(());
+                    for obj in vanished {
+                        result = result.and(tx.send(wrap(Change::Delete(obj))));
+                    }
+                    if !synced {
+                        synced = true;
+                        result = result.and(tx.send(ClusterEvent::Synced(name)));
+                    }
+                    result
+                }
+            };
+            if sent.is_err() {
+                return; // The scheduler stopped.
+            }
+        }
+    });
+}
+
+fn key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}

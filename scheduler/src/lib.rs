@@ -1,0 +1,191 @@
+//! `capstan-scheduler`: binds every pending pod to a node through the
+//! `binding` subresource, with upstream's default plugins, queue,
+//! preemption and leader election.
+
+pub mod actions;
+pub mod algorithm;
+pub mod cache;
+pub mod config;
+pub mod framework;
+pub mod health;
+pub mod informers;
+pub mod metrics;
+pub mod nominator;
+pub mod options;
+pub mod plugins;
+pub mod preemption;
+pub mod profile;
+pub mod queue;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use capstan_component_base::duration::parse_duration;
+use capstan_component_base::leader::{self, LeaderElectionConfig};
+use capstan_component_base::{client, https, shutdown_signal};
+
+use crate::config::SchedulerConfiguration;
+use crate::metrics::Metrics;
+use crate::options::Options;
+use crate::profile::Profile;
+use crate::scheduler::{LoopConfig, Scheduler};
+
+/// The scheduler name pods get by default (`spec.schedulerName`).
+pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+
+/// Runs the scheduler until a shutdown signal (or lost leadership).
+pub async fn run(opts: Options) -> Result<()> {
+    let file = match &opts.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            SchedulerConfiguration::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+        }
+        None => SchedulerConfiguration::default(),
+    };
+    let profiles = build_profiles(&file, opts.scheduler_name.as_deref()).map_err(|e| anyhow!(e))?;
+    let kubeconfig = opts.kubeconfig.clone().or_else(|| {
+        file.client_connection
+            .as_ref()
+            .and_then(|c| c.kubeconfig.clone())
+            .filter(|k| !k.is_empty())
+            .map(Into::into)
+    });
+    let client = client::client(kubeconfig.as_deref()).await?;
+    let metrics = Metrics::new()?;
+    if opts.secure_port != 0 {
+        serve_health(&opts, metrics.clone()).await?;
+    }
+    let loop_cfg = LoopConfig {
+        percentage_of_nodes_to_score: file.percentage_of_nodes_to_score.unwrap_or(0),
+        initial_backoff: Duration::from_secs(file.pod_initial_backoff_seconds.unwrap_or(1)),
+        max_backoff: Duration::from_secs(file.pod_max_backoff_seconds.unwrap_or(10)),
+    };
+    let election = leader_election(&opts, &file)?;
+    let identity = election
+        .as_ref()
+        .map(|e| e.identity.clone())
+        .unwrap_or_else(leader::default_identity);
+    let work = schedule(client.clone(), profiles, loop_cfg, metrics, identity);
+    let work = async move {
+        match election {
+            Some(cfg) => leader::run_as_leader(client, cfg, work).await,
+            None => work.await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// One profile per config entry (upstream's default profile when there
+/// are none); `--scheduler-name` renames the default profile.
+fn build_profiles(
+    file: &SchedulerConfiguration,
+    name: Option<&str>,
+) -> Result<Vec<Profile>, String> {
+    if file.profiles.is_empty() {
+        return Ok(vec![Profile::default_named(
+            name.unwrap_or(DEFAULT_SCHEDULER_NAME),
+        )?]);
+    }
+    file.profiles
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            if p.percentage_of_nodes_to_score.is_some_and(|v| v > 100) {
+                return Err("percentageOfNodesToScore must be 0-100".to_string());
+            }
+            if p.scheduler_name.is_none() {
+                p.scheduler_name = Some(name.unwrap_or(DEFAULT_SCHEDULER_NAME).to_string());
+            }
+            Profile::from_config(&p)
+        })
+        .collect()
+}
+
+/// The lease settings: the config file's `leaderElection` where it says
+/// something, the flags otherwise; `None` when leader election is off.
+fn leader_election(
+    opts: &Options,
+    file: &SchedulerConfiguration,
+) -> Result<Option<LeaderElectionConfig>> {
+    let le = file.leader_election.clone().unwrap_or_default();
+    if !le.leader_elect.unwrap_or(opts.leader_elect) {
+        return Ok(None);
+    }
+    let duration = |v: &Option<String>, flag: Duration| -> Result<Duration> {
+        match v {
+            Some(text) => parse_duration(text).map_err(|e| anyhow!("leaderElection: {e}")),
+            None => Ok(flag),
+        }
+    };
+    let mut cfg = LeaderElectionConfig::new(
+        le.resource_namespace
+            .as_deref()
+            .unwrap_or(&opts.leader_elect_resource_namespace),
+        le.resource_name
+            .as_deref()
+            .unwrap_or(&opts.leader_elect_resource_name),
+    );
+    cfg.lease_duration = duration(&le.lease_duration, opts.leader_elect_lease_duration)?;
+    cfg.renew_deadline = duration(&le.renew_deadline, opts.leader_elect_renew_deadline)?;
+    cfg.retry_period = duration(&le.retry_period, opts.leader_elect_retry_period)?;
+    if cfg.renew_deadline >= cfg.lease_duration {
+        return Err(anyhow!(
+            "leader election: the renew deadline must be shorter than the lease duration"
+        ));
+    }
+    Ok(Some(cfg))
+}
+
+async fn serve_health(opts: &Options, metrics: Metrics) -> Result<()> {
+    let tls = match (&opts.tls_cert_file, &opts.tls_private_key_file) {
+        (Some(cert), Some(key)) => https::tls_config(cert, key, opts.client_ca_file.as_deref())?,
+        _ => https::self_signed_config(
+            &["localhost".to_string(), "127.0.0.1".to_string()],
+            opts.client_ca_file.as_deref(),
+        )?,
+    };
+    let addr: SocketAddr = format!("{}:{}", opts.bind_address, opts.secure_port)
+        .parse()
+        .with_context(|| format!("bad --bind-address {}", opts.bind_address))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, "serving /healthz and /metrics");
+    let app = health::router(metrics, opts.client_ca_file.is_some());
+    tokio::spawn(https::serve(
+        listener,
+        tls,
+        app,
+        std::future::pending::<()>(),
+        health::identify,
+    ));
+    Ok(())
+}
+
+/// Starts the informers and the scheduling thread; returns only if the
+/// thread stops.
+async fn schedule(
+    client: kube::Client,
+    profiles: Vec<Profile>,
+    cfg: LoopConfig,
+    metrics: Metrics,
+    identity: String,
+) -> Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    informers::spawn_all(client.clone(), tx.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let actions = actions::Actions::new(client, runtime.clone(), tx, metrics.clone(), &identity);
+    let scheduler = Scheduler::new(profiles, cfg, actions, metrics, rx, runtime);
+    let thread = std::thread::Builder::new()
+        .name("scheduling".into())
+        .spawn(move || scheduler.run())
+        .context("starting the scheduling thread")?;
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    Err(anyhow!("the scheduling loop stopped"))
+}
