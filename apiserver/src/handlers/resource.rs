@@ -198,7 +198,11 @@ pub(super) async fn handle(
                     vec![crate::error::FieldError::required("target.name", "")],
                 ));
             }
-            store.bind(ns, name, &node, &write_options(q)?).await?;
+            let uid = body
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty());
+            store.bind(ns, name, &node, uid, &write_options(q)?).await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

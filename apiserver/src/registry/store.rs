@@ -821,12 +821,34 @@ impl<'a> Store<'a> {
         ns: &str,
         pod: &str,
         node: &str,
+        uid: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         let subject = Subject::new("", "pods/binding", pod);
         loop {
             let current = self.get_cached(ns, pod).await?;
             let mut new = current.value.clone();
+            let current_uid = meta::meta_str(&new, "uid");
+            if let Some(uid) = uid.filter(|u| *u != current_uid) {
+                // The binding names the pod the scheduler decided for; a pod
+                // recreated under the same name is another pod.
+                return Err(ApiError::conflict(
+                    subject,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                    ),
+                ));
+            }
+            if new
+                .pointer("/spec/schedulingGates")
+                .and_then(Value::as_array)
+                .is_some_and(|g| !g.is_empty())
+            {
+                return Err(ApiError::conflict(
+                    subject,
+                    &format!("pod {pod} has non-empty .spec.schedulingGates"),
+                ));
+            }
             let assigned = new
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)

@@ -66,11 +66,36 @@ fn mutable_fields_cleared(spec: &Value) -> Value {
             "activeDeadlineSeconds",
             "tolerations",
             "terminationGracePeriodSeconds",
+            "schedulingGates",
         ] {
             m.remove(f);
         }
     }
     s
+}
+
+/// Scheduling gates may only be removed once a pod exists (upstream's
+/// rule): a gate in `new` that `old` lacks is refused.
+fn added_scheduling_gates(new_spec: &Value, old_spec: &Value) -> Vec<FieldError> {
+    let names = |spec: &Value| -> Vec<String> {
+        spec.get("schedulingGates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    let old = names(old_spec);
+    names(new_spec)
+        .into_iter()
+        .filter(|n| !old.contains(n))
+        .map(|n| {
+            FieldError::forbidden(
+                "spec.schedulingGates",
+                &format!("only deletion is allowed, but found new scheduling gate '{n}'"),
+            )
+        })
+        .collect()
 }
 
 fn container_statuses(obj: &Value) -> Vec<&Value> {
@@ -138,6 +163,7 @@ impl Strategy for PodStrategy {
                 "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
             ));
         }
+        errs.extend(added_scheduling_gates(new_spec, old_spec));
         errs
     }
 
