@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Brings up what Capstan has so far on this machine: etcd and the apiserver
-# on 127.0.0.1, with a fresh cluster PKI and an admin kubeconfig. Installs
+# Brings up what Capstan has so far on this machine: etcd, the apiserver and
+# the scheduler on 127.0.0.1, with a fresh cluster PKI and an admin
+# kubeconfig. Installs
 # etcd from Debian if it is missing. Stop with deploy/scripts/local-down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,6 +30,10 @@ target/release/capstan-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --secure-port "$port" \
   --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
   --client-ca-file "$state/pki/ca.crt" >"$state/apiserver.log" 2>&1 &
+echo $! >>"$state/pids"
+
+target/release/capstan-scheduler --kubeconfig "$state/pki/admin.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port "${CAPSTAN_SCHEDULER_PORT:-10259}" >"$state/scheduler.log" 2>&1 &
 echo $! >>"$state/pids"
 
 export KUBECONFIG="$state/pki/admin.kubeconfig"

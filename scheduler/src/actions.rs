@@ -27,6 +27,21 @@ const MAX_QUEUED_EVENTS: usize = 1000;
 /// Tasks sending events.
 const EVENT_WORKERS: usize = 4;
 
+/// The longest Event note the API accepts (upstream truncates to it).
+const MAX_NOTE_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// An Event to publish about a pod.
 struct PodEvent {
     pod: ObjectReference,
@@ -42,8 +57,6 @@ pub struct Actions {
     bind_slots: Arc<Semaphore>,
     events: mpsc::Sender<PodEvent>,
     metrics: Metrics,
-    /// The component name Events carry (`default-scheduler`).
-    reporter: String,
 }
 
 impl Actions {
@@ -85,7 +98,6 @@ impl Actions {
             bind_slots: Arc::new(Semaphore::new(MAX_BINDINGS_IN_FLIGHT)),
             events,
             metrics,
-            reporter: crate::DEFAULT_SCHEDULER_NAME.to_string(),
         }
     }
 
@@ -136,6 +148,12 @@ impl Actions {
                 }
                 Err(e) => {
                     tracing::info!(pod = %pod.key, node, error = %e, "binding failed");
+                    this.report_unschedulable(
+                        pod.clone(),
+                        "SchedulerError",
+                        format!("binding rejected: {e}"),
+                        None,
+                    );
                     let _ = this.feedback.send(ClusterEvent::BindFailed {
                         uid: pod.uid.clone(),
                         error: e.to_string(),
@@ -186,13 +204,23 @@ impl Actions {
         }
         let mut status = json!({});
         if !unchanged {
+            // The transition time moves only when the status does.
+            let since = current
+                .filter(|c| c.status == "False")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| {
+                    jiff::Timestamp::now()
+                        .strftime("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string()
+                });
             status["conditions"] = json!([{
                 "type": "PodScheduled",
                 "status": "False",
                 "reason": reason,
                 "message": message,
                 "lastProbeTime": null,
-                "lastTransitionTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "lastTransitionTime": since,
             }]);
         }
         if let Some(n) = nominate {
@@ -236,7 +264,15 @@ impl Actions {
                     "type": "DisruptionTarget",
                     "status": "True",
                     "reason": "PreemptionByScheduler",
-                    "message": format!("{}: preempting to accommodate a higher priority pod", this.reporter),
+                    "message": format!(
+                        "{}: preempting to accommodate a higher priority pod",
+                        preemptor
+                            .pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.scheduler_name.as_deref())
+                            .unwrap_or(crate::DEFAULT_SCHEDULER_NAME)
+                    ),
                     "lastTransitionTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 }]}});
                 let _ = api
@@ -277,7 +313,7 @@ impl Actions {
         let event = Event {
             type_,
             reason: reason.to_string(),
-            note: Some(note),
+            note: Some(truncate(note, MAX_NOTE_BYTES)),
             action: action.to_string(),
             secondary: None,
         };

@@ -63,8 +63,11 @@ impl FitError {
         };
         let mut msg = format!("0/{} nodes are available: {body}.", self.num_all_nodes);
         if let Some(post) = &self.post_filter_msg {
+            // Upstream appends " %v." even though the part ends in a
+            // period already: real messages end in "..".
             msg.push(' ');
             msg.push_str(post);
+            msg.push('.');
         }
         msg
     }
@@ -238,6 +241,9 @@ pub fn fits_named(
     node: &NodeInfo,
     nominated: &Nominated,
 ) -> (Option<&'static str>, Status) {
+    if nominated.is_empty() {
+        return profile.run_filters_named(&cycle.state, &cycle.skipped, pod, node);
+    }
     let others: Vec<&Arc<PodInfo>> = nominated
         .get(&node.name)
         .into_iter()

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVo
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -112,13 +113,14 @@ fn spawn<K>(
         let mut known: HashMap<String, Arc<K>> = HashMap::new();
         let mut relisted: HashMap<String, Arc<K>> = HashMap::new();
         let mut synced = false;
-        let stream = watcher::watcher(api, watcher::Config::default());
+        // Back off between failed watches and lists instead of spinning
+        // when the apiserver is down or refuses us.
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             let event = match item {
                 Ok(e) => e,
                 Err(e) => {
-                    // The watcher backs off and re-lists by itself.
                     tracing::warn!(informer = name, error = %e, "watch failed");
                     continue;
                 }
@@ -126,8 +128,9 @@ fn spawn<K>(
             let sent = match event {
                 Event::Apply(obj) => {
                     let obj = Arc::new(obj);
-                    known.insert(key(obj.as_ref()), obj.clone());
-                    tx.send(wrap(Change::Upsert(obj)))
+                    let replaced = known.insert(key(obj.as_ref()), obj.clone());
+                    send_replacement(&tx, wrap, replaced, &obj)
+                        .and_then(|_| tx.send(wrap(Change::Upsert(obj))))
                 }
                 Event::Delete(obj) => {
                     let obj = Arc::new(obj);
@@ -141,7 +144,9 @@ fn spawn<K>(
                 Event::InitApply(obj) => {
                     let obj = Arc::new(obj);
                     relisted.insert(key(obj.as_ref()), obj.clone());
-                    tx.send(wrap(Change::Upsert(obj)))
+                    let replaced = known.get(&key(obj.as_ref())).cloned();
+                    send_replacement(&tx, wrap, replaced, &obj)
+                        .and_then(|_| tx.send(wrap(Change::Upsert(obj))))
                 }
                 Event::InitDone => {
                     let vanished: Vec<Arc<K>> = known
@@ -166,6 +171,21 @@ fn spawn<K>(
             }
         }
     });
+}
+
+/// When an object under a name was replaced by another one (a different
+/// uid: deleted and recreated while the watch was down), the old one is
+/// reported deleted first, since the scheduler tracks objects by uid.
+fn send_replacement<K: Resource>(
+    tx: &UnboundedSender<ClusterEvent>,
+    wrap: fn(Change<K>) -> ClusterEvent,
+    previous: Option<Arc<K>>,
+    current: &Arc<K>,
+) -> Result<(), tokio::sync::mpsc::error::SendError<ClusterEvent>> {
+    match previous {
+        Some(old) if old.meta().uid != current.meta().uid => tx.send(wrap(Change::Delete(old))),
+        _ => Ok(()),
+    }
 }
 
 fn key<K: Resource>(obj: &K) -> String {

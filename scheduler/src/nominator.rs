@@ -20,17 +20,19 @@ impl Nominator {
         &self.by_node
     }
 
-    /// Records the pod's nomination from its status (or clears it).
+    /// Records the pod's nomination from its status. An update without one
+    /// keeps the nomination this scheduler made (the update may predate its
+    /// own status write); nominations end through [`Self::remove`].
     pub fn update(&mut self, pod: &Arc<PodInfo>) {
         let node = pod
             .pod
             .status
             .as_ref()
             .and_then(|s| s.nominated_node_name.clone())
-            .filter(|n| !n.is_empty());
-        match node {
-            Some(node) => self.nominate(pod.clone(), &node),
-            None => self.remove(&pod.uid),
+            .filter(|n| !n.is_empty())
+            .or_else(|| self.by_pod.get(&pod.uid).cloned());
+        if let Some(node) = node {
+            self.nominate(pod.clone(), &node);
         }
     }
 

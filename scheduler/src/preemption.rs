@@ -379,7 +379,7 @@ impl DryRun<'_> {
             node: node.clone(),
             cycle: Cycle {
                 state: self.cycle.state.clone(),
-                skipped: self.cycle.skipped.clone(),
+                skipped: self.cycle.skipped,
             },
         };
         let mut potential: Vec<Arc<PodInfo>> = node

@@ -2,7 +2,6 @@
 //! extension point, resolved from upstream's defaults and the config file,
 //! and the code that runs them in order.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -34,8 +33,30 @@ pub struct Profile {
     pub percentage_of_nodes_to_score: Option<u32>,
 }
 
-/// The plugins a PreFilter said to skip for this pod.
-pub type Skipped = HashSet<&'static str>;
+/// The filter plugins (by position in [`Profile::filters`]) whose
+/// PreFilter said to skip them for this pod: a bit set, since it is read
+/// for every plugin on every node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped(u128);
+
+impl Skipped {
+    /// Nothing skipped.
+    pub fn new() -> Self {
+        Skipped(0)
+    }
+
+    /// Marks the filter at `index` skipped.
+    pub fn insert(&mut self, index: usize) {
+        if index < 128 {
+            self.0 |= 1 << index;
+        }
+    }
+
+    /// Whether the filter at `index` is skipped.
+    pub fn contains(&self, index: usize) -> bool {
+        index < 128 && self.0 & (1 << index) != 0
+    }
+}
 
 impl Profile {
     /// Upstream's default profile under `name`.
@@ -213,11 +234,11 @@ impl Profile {
         snapshot: &Snapshot,
     ) -> Result<Skipped, (&'static str, Status)> {
         let mut skipped = Skipped::new();
-        for p in &self.filters {
+        for (i, p) in self.filters.iter().enumerate() {
             match p.pre_filter(state, pod, snapshot) {
                 Status::Success => {}
                 Status::Skip => {
-                    skipped.insert(p.name());
+                    skipped.insert(i);
                 }
                 other => return Err((p.name(), other)),
             }
@@ -246,8 +267,8 @@ impl Profile {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> (Option<&'static str>, Status) {
-        for p in &self.filters {
-            if skipped.contains(p.name()) {
+        for (i, p) in self.filters.iter().enumerate() {
+            if skipped.contains(i) {
                 continue;
             }
             let status = p.filter(state, pod, node);

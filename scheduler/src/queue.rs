@@ -4,7 +4,7 @@
 //! could make room rather than for a timer.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ impl Ord for ActiveKey {
 /// The three sub-queues and where each pod is.
 pub struct SchedulingQueue {
     pods: HashMap<String, (QueuedPod, Where)>,
+    /// The unschedulable pods, so cluster events scan only them.
+    parked: HashSet<String>,
     active: BinaryHeap<ActiveKey>,
     backoff: BinaryHeap<Reverse<(Instant, String, u64)>>,
     initial_backoff: Duration,
@@ -88,6 +90,7 @@ impl SchedulingQueue {
     pub fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
         SchedulingQueue {
             pods: HashMap::new(),
+            parked: HashSet::new(),
             active: BinaryHeap::new(),
             backoff: BinaryHeap::new(),
             initial_backoff,
@@ -122,8 +125,10 @@ impl SchedulingQueue {
         self.pods.values().map(|(q, _)| &q.info)
     }
 
-    /// A new pending pod, or a change to one already queued. An update to
-    /// an unschedulable pod may make it schedulable, so it is retried.
+    /// A new pending pod, or a change to one already queued. A change to an
+    /// unschedulable pod's spec, labels or annotations may make it
+    /// schedulable, so it is retried; a status-only change (such as the
+    /// scheduler's own condition) is not.
     pub fn add_or_update(&mut self, info: Arc<PodInfo>, now: Instant) {
         let uid = info.uid.clone();
         match self.pods.get_mut(&uid) {
@@ -139,12 +144,14 @@ impl SchedulingQueue {
                 self.push_active(q);
             }
             Some((q, w)) => {
+                let relevant = scheduling_relevant_change(&q.info, &info);
                 q.info = info;
                 match *w {
-                    Where::Unschedulable => {
+                    Where::Unschedulable if relevant => {
                         let q = q.clone();
                         self.requeue(q, now);
                     }
+                    Where::Unschedulable => {}
                     Where::Active => {
                         let q = q.clone();
                         self.push_active(q);
@@ -158,6 +165,7 @@ impl SchedulingQueue {
     /// Drops a pod (deleted, or bound by someone else).
     pub fn remove(&mut self, uid: &str) {
         self.pods.remove(uid);
+        self.parked.remove(uid);
         self.popped_at.remove(uid);
     }
 
@@ -199,6 +207,7 @@ impl SchedulingQueue {
             self.push_backoff(q);
         } else {
             *w = Where::Unschedulable;
+            self.parked.insert(uid.to_string());
         }
     }
 
@@ -228,8 +237,9 @@ impl SchedulingQueue {
     pub fn move_matching(&mut self, now: Instant, relevant: impl Fn(&QueuedPod) -> bool) {
         self.move_cycle += 1;
         let parked: Vec<QueuedPod> = self
-            .pods
-            .values()
+            .parked
+            .iter()
+            .filter_map(|uid| self.pods.get(uid))
             .filter(|(q, w)| *w == Where::Unschedulable && relevant(q))
             .map(|(q, _)| q.clone())
             .collect();
@@ -241,8 +251,9 @@ impl SchedulingQueue {
     /// Retries pods parked longer than [`MAX_IN_UNSCHEDULABLE`].
     pub fn flush_unschedulable_leftover(&mut self, now: Instant) {
         let stale: Vec<QueuedPod> = self
-            .pods
-            .values()
+            .parked
+            .iter()
+            .filter_map(|uid| self.pods.get(uid))
             .filter(|(q, w)| {
                 *w == Where::Unschedulable && now.duration_since(q.since) > MAX_IN_UNSCHEDULABLE
             })
@@ -274,6 +285,7 @@ impl SchedulingQueue {
     }
 
     fn push_active(&mut self, mut q: QueuedPod) {
+        self.parked.remove(&q.info.uid);
         self.next_version += 1;
         q.version = self.next_version;
         self.active.push(ActiveKey {
@@ -288,6 +300,7 @@ impl SchedulingQueue {
     /// Parks `q` until its back-off, counted from when it last failed,
     /// ends.
     fn push_backoff(&mut self, mut q: QueuedPod) {
+        self.parked.remove(&q.info.uid);
         self.next_version += 1;
         q.version = self.next_version;
         let ready = q.since + self.backoff_duration(q.attempts);
@@ -314,6 +327,16 @@ impl SchedulingQueue {
             }
         }
     }
+}
+
+/// Whether a pod changed in a way that can change where it fits (upstream's
+/// `isPodUpdated`: anything but status and bookkeeping).
+fn scheduling_relevant_change(old: &PodInfo, new: &PodInfo) -> bool {
+    let (o, n) = (&old.pod, &new.pod);
+    o.spec != n.spec
+        || o.metadata.labels != n.metadata.labels
+        || o.metadata.annotations != n.metadata.annotations
+        || o.metadata.deletion_timestamp != n.metadata.deletion_timestamp
 }
 
 #[cfg(test)]
@@ -388,6 +411,28 @@ mod tests {
         assert_eq!(
             popped(&mut q, t + Duration::from_secs(1)).as_deref(),
             Some("p")
+        );
+    }
+
+    #[test]
+    fn a_status_only_update_leaves_a_parked_pod_parked() {
+        let mut q = queue();
+        let t = Instant::now();
+        q.add_or_update(info("p", 0), t);
+        assert!(q.pop(t).is_some());
+        q.add_unschedulable("p", BTreeSet::new(), t);
+        let later = t + Duration::from_secs(30);
+        q.add_or_update(info("p", 0), later);
+        assert_eq!(
+            popped(&mut q, later),
+            None,
+            "our own status patch must not retry the pod"
+        );
+        q.add_or_update(info("p", 5), later);
+        assert_eq!(
+            popped(&mut q, later).as_deref(),
+            Some("p"),
+            "a spec change retries it"
         );
     }
 

@@ -168,11 +168,18 @@ impl Scheduler {
                 rejected_by,
                 preempt,
                 preemption_attempted,
+                clear_nomination,
             } => {
                 if preemption_attempted {
                     self.metrics.preemption_attempts.inc();
                 }
                 let mut nominate = None;
+                if clear_nomination {
+                    // Preemption cannot help on the nominated node any more:
+                    // stop reserving room there.
+                    self.nominator.remove(&info.uid);
+                    nominate = Some(None);
+                }
                 if let Some((candidate, displaced)) = preempt {
                     for d in displaced {
                         self.nominator.remove(&d.uid);
@@ -216,6 +223,8 @@ impl Scheduler {
                 tracing::debug!(uid, error, "retrying after a failed binding");
                 self.cache.forget(&uid);
                 self.queue.add_backoff(&uid, now);
+                // The forgotten pod held room others may be waiting for.
+                self.queue.move_all_to_active_or_backoff(now);
             }
             ClusterEvent::Pod(change) => self.apply_pod(change, now),
             ClusterEvent::Node(Change::Upsert(node)) => {
@@ -300,7 +309,6 @@ impl Scheduler {
                 let uid = pod.uid().unwrap_or_default();
                 let assigned = !node_name(&pod).is_empty();
                 if assigned {
-                    let was_placed = self.cache.is_placed(&uid);
                     self.queue.remove(&uid);
                     self.nominator.remove(&uid);
                     self.cache.upsert_bound_pod(pod.clone());
@@ -310,9 +318,9 @@ impl Scheduler {
                     );
                     if finished {
                         self.queue.move_all_to_active_or_backoff(now);
-                    } else if !was_placed {
-                        // A pod placed by someone else may satisfy (or
-                        // break) affinity and spread for waiting pods.
+                    } else {
+                        // A placed pod (ours or not) may satisfy affinity
+                        // or spread constraints of waiting pods.
                         self.queue.move_matching(now, |q| {
                             q.rejected_by.contains("InterPodAffinity")
                                 || q.rejected_by.contains("PodTopologySpread")
@@ -323,7 +331,14 @@ impl Scheduler {
                 if !self.profiles.contains_key(scheduler_name(&pod)) {
                     return;
                 }
-                if pod.metadata.deletion_timestamp.is_some() {
+                let gated = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.scheduling_gates.as_ref())
+                    .is_some_and(|g| !g.is_empty());
+                if pod.metadata.deletion_timestamp.is_some() || gated {
+                    // Deleted, or held back by scheduling gates until the
+                    // update that removes the last one.
                     self.queue.remove(&uid);
                     self.nominator.remove(&uid);
                     return;
@@ -359,6 +374,8 @@ enum Decision {
         /// The preemption to carry out and the nominated pods it displaces.
         preempt: Option<(preemption::Candidate, Vec<Arc<PodInfo>>)>,
         preemption_attempted: bool,
+        /// Preemption found no node: clear the pod's nomination.
+        clear_nomination: bool,
     },
     Error(String),
 }
@@ -381,7 +398,13 @@ fn decide(
         Err(ScheduleError::Internal(e)) => return Decision::Error(e),
         Err(ScheduleError::Fit(fit)) => fit,
     };
+    if snapshot.nodes.is_empty() {
+        // Upstream treats an empty cluster as an error (back-off), not as
+        // an unschedulable pod.
+        return Decision::Error(fit.message());
+    }
     let mut preempt = None;
+    let mut clear_nomination = false;
     if let Some(args) = profile.preemption {
         match preemption::preempt(profile, &args, &cycle, info, snapshot, &fit, nominated) {
             Outcome::Preempt(candidate) => {
@@ -389,12 +412,15 @@ fn decide(
                     preemption::lower_priority_nominated(info, &candidate.node, nominated);
                 preempt = Some((candidate, displaced));
             }
-            Outcome::NotEligible(msg) | Outcome::NoCandidate(msg) => {
+            Outcome::NotEligible(msg) => fit.post_filter_msg = Some(msg),
+            Outcome::NoCandidate(msg) => {
                 fit.post_filter_msg = Some(msg);
+                clear_nomination = true;
             }
         }
     }
     Decision::Unschedulable {
+        clear_nomination,
         message: fit.message(),
         rejected_by: std::mem::take(&mut fit.rejected_by),
         preempt,

@@ -242,7 +242,7 @@ async fn a_pod_that_fits_nowhere_says_why_and_lands_when_a_node_appears() -> Res
         msg,
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}. \
          preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, \
-         1 Preemption is not helpful for scheduling."
+         1 Preemption is not helpful for scheduling.."
     );
     let describe = wait::until("the FailedScheduling event", BIND_TIMEOUT, || async {
         let out = c.cp.kubectl(&["describe", "pod", "big"]).ok()?;
@@ -433,6 +433,92 @@ async fn pod_affinity_anti_affinity_and_topology_spread() -> Result<()> {
     }
     assert_eq!(zones.get("a"), Some(&2), "{zones:?}");
     assert_eq!(zones.get("b"), Some(&2), "{zones:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pod_waiting_for_affinity_is_placed_once_its_partner_is() -> Result<()> {
+    let c = cluster(&[]).await?;
+    c.node("n1", "4", json!({}), json!({}), json!({})).await?;
+    c.node("n2", "4", json!({}), json!({}), json!({})).await?;
+    // The web pod needs a cache pod on its node; none exists yet.
+    c.pod(
+        "web",
+        "",
+        json!({}),
+        json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}]}}}),
+    )
+    .await?;
+    let msg = c.unschedulable("web").await?;
+    assert!(
+        msg.contains("2 node(s) didn't match pod affinity rules"),
+        "{msg}"
+    );
+    // The cache pod is placed by this same scheduler; that must wake web
+    // (not a five-minute timer).
+    c.pod("cache", "", json!({"app": "cache"}), json!({}))
+        .await?;
+    let cache_node = c.bound("cache").await?;
+    assert_eq!(c.bound("web").await?, cache_node);
+    Ok(())
+}
+
+#[tokio::test]
+async fn gated_pods_wait_until_their_last_gate_is_removed() -> Result<()> {
+    let c = cluster(&[]).await?;
+    c.node("n1", "4", json!({}), json!({}), json!({})).await?;
+    c.pod(
+        "gated",
+        "",
+        json!({}),
+        json!({"schedulingGates": [{"name": "example.com/quota"}]}),
+    )
+    .await?;
+    c.pod("marker", "", json!({}), json!({})).await?;
+    c.bound("marker").await?;
+    let pods = c.pods();
+    let gated = pods.get("gated").await?;
+    assert_eq!(gated.spec.as_ref().and_then(|s| s.node_name.clone()), None);
+    // Nobody may bind a gated pod, nor a pod under another uid.
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "gated"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
+    let refused = pods
+        .create_subresource::<_, Value>("binding", "gated", &PostParams::default(), &binding)
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 409),
+        "{refused:?}"
+    );
+    let wrong_uid = json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "marker", "uid": "not-the-uid"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
+    let refused = pods
+        .create_subresource::<_, Value>("binding", "marker", &PostParams::default(), &wrong_uid)
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 409),
+        "{refused:?}"
+    );
+    pods.patch(
+        "gated",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"schedulingGates": null}})),
+    )
+    .await?;
+    assert_eq!(c.bound("gated").await?, "n1");
+    // Gates can only be removed, never added to an existing pod.
+    let added = pods
+        .patch(
+            "marker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"schedulingGates": [{"name": "late"}]}})),
+        )
+        .await;
+    assert!(
+        matches!(&added, Err(kube::Error::Api(s)) if s.code == 422),
+        "{added:?}"
+    );
     Ok(())
 }
 
@@ -679,7 +765,7 @@ async fn a_higher_priority_pod_preempts_the_lowest_priority_victim() -> Result<(
     .await?;
     let msg = c.unschedulable("polite").await?;
     assert!(
-        msg.ends_with("preemption: not eligible due to preemptionPolicy=Never."),
+        msg.ends_with("preemption: not eligible due to preemptionPolicy=Never.."),
         "{msg}"
     );
     Ok(())

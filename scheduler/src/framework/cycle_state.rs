@@ -3,7 +3,6 @@
 //! node preemption evaluates, so every entry must be cloneable.
 
 use std::any::Any;
-use std::collections::HashMap;
 
 /// A value a plugin keeps in the cycle state.
 pub trait StateData: Any + Send + Sync {
@@ -28,10 +27,11 @@ impl<T: Any + Clone + Send + Sync> StateData for T {
 }
 
 /// Plugin data for one scheduling cycle, keyed by a name the plugin picks
-/// (usually its own name plus the extension point).
+/// (usually its own name plus the extension point). A handful of entries
+/// read for every node: a short list beats hashing the key each time.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn StateData>>,
+    data: Vec<(&'static str, Box<dyn StateData>)>,
 }
 
 impl Clone for CycleState {
@@ -49,17 +49,28 @@ impl Clone for CycleState {
 impl CycleState {
     /// Stores `value` under `key`, replacing what was there.
     pub fn write<T: Any + Clone + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Box::new(value));
+        match self.position(key) {
+            Some(i) => self.data[i].1 = Box::new(value),
+            None => self.data.push((key, Box::new(value))),
+        }
     }
 
     /// The value under `key`, if it is a `T`.
     pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key)?.as_ref().as_any().downcast_ref()
+        let i = self.position(key)?;
+        self.data[i].1.as_ref().as_any().downcast_ref()
     }
 
     /// The value under `key` for update, if it is a `T`.
     pub fn read_mut<T: Any>(&mut self, key: &'static str) -> Option<&mut T> {
-        self.data.get_mut(key)?.as_mut().as_any_mut().downcast_mut()
+        let i = self.position(key)?;
+        self.data[i].1.as_mut().as_any_mut().downcast_mut()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.data
+            .iter()
+            .position(|(k, _)| std::ptr::eq(k.as_ptr(), key.as_ptr()) || *k == key)
     }
 }
 

@@ -218,7 +218,9 @@ pub fn parse_milli(text: &str) -> Option<i128> {
     }
     // value = mantissa * 10^(exp10 - frac_len) * binary, in milli-units.
     let mantissa: i128 = format!("{int_part}{frac_part}").parse().ok()?;
-    let scale = exp10 - frac_part.len() as i32 + 3;
+    let scale = exp10
+        .checked_sub(i32::try_from(frac_part.len()).ok()?)?
+        .checked_add(3)?;
     let scaled = if scale >= 0 {
         mantissa
             .checked_mul(10i128.checked_pow(scale as u32)?)?
@@ -249,6 +251,11 @@ mod tests {
         assert_eq!(quantity_for("memory", "123M"), 123_000_000);
         assert_eq!(quantity_for("pods", "110"), 110);
         assert_eq!(quantity_for("memory", "bogus"), 0);
+        assert_eq!(
+            quantity_for("memory", "1e2147483647"),
+            0,
+            "absurd exponents are refused"
+        );
     }
 
     fn pod(v: serde_json::Value) -> Pod {

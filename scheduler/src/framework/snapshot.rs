@@ -11,6 +11,11 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::types::{NodeInfo, PodInfo};
 
+/// A hash map with a fast (non-DoS-resistant) hasher, for the maps read for
+/// every node in every cycle; keys are cluster object names, not attacker
+/// input chosen per request.
+pub type FastMap<K, V> = foldhash::HashMap<K, V>;
+
 /// Identical pods (see [`PodInfo::group_key`]) and how many sit on each
 /// node: affinity plugins evaluate terms once per group instead of once
 /// per pod.
@@ -19,7 +24,7 @@ pub struct PodGroup {
     /// One of the pods; all share namespace, labels and affinity terms.
     pub sample: Arc<PodInfo>,
     /// Node name → pods of the group there.
-    pub nodes: HashMap<String, i64>,
+    pub nodes: FastMap<String, i64>,
 }
 
 /// Nodes with their pods, plus the other objects plugins consult.
@@ -28,7 +33,7 @@ pub struct Snapshot {
     /// Every schedulable-or-not node, in a stable order.
     pub nodes: Vec<NodeInfo>,
     /// Node name → index in `nodes`.
-    pub index: HashMap<String, usize>,
+    pub index: FastMap<String, usize>,
     /// Namespace name → labels, for affinity namespace selectors.
     pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
     /// Normalised image name → number of nodes that have it (ImageLocality
@@ -44,7 +49,7 @@ pub struct Snapshot {
     /// victims whose eviction they allow).
     pub pdbs: HashMap<String, Arc<PodDisruptionBudget>>,
     /// Pods on the snapshot's nodes, grouped by [`PodInfo::group_key`].
-    pub pod_groups: HashMap<String, PodGroup>,
+    pub pod_groups: FastMap<String, PodGroup>,
 }
 
 impl Snapshot {
@@ -106,7 +111,7 @@ impl Snapshot {
             .entry(pod.group_key.clone())
             .or_insert_with(|| PodGroup {
                 sample: pod.clone(),
-                nodes: HashMap::new(),
+                nodes: FastMap::default(),
             });
         let n = group.nodes.entry(node.to_string()).or_insert(0);
         *n += delta;

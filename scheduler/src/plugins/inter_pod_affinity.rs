@@ -14,6 +14,7 @@ use kube::core::SelectorExt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::framework::snapshot::FastMap;
 use crate::framework::{
     AffinityTerm, CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Snapshot, Status,
     WeightedAffinityTerm,
@@ -86,7 +87,7 @@ impl InterPodAffinity {
 /// Counts per topology pair, nested so lookups by `&str` allocate nothing.
 /// Entries that drop to zero are removed, so `is_empty` means "no pair".
 #[derive(Clone, Debug, Default)]
-struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
+struct TopologyCounts(FastMap<String, FastMap<String, i64>>);
 
 impl TopologyCounts {
     fn get(&self, key: &str, value: &str) -> i64 {
@@ -103,19 +104,22 @@ impl TopologyCounts {
 
     fn add(&mut self, key: &str, value: &str, delta: i64) {
         if !self.0.contains_key(key) {
-            self.0.insert(key.to_string(), HashMap::new());
+            self.0.insert(key.to_string(), FastMap::default());
         }
         let Some(values) = self.0.get_mut(key) else {
             return;
         };
         match values.get_mut(value) {
-            Some(n) => *n += delta,
-            None => {
+            Some(n) => {
+                *n += delta;
+                if *n == 0 {
+                    values.remove(value);
+                }
+            }
+            None if delta != 0 => {
                 values.insert(value.to_string(), delta);
             }
-        }
-        if values.get(value) == Some(&0) {
-            values.remove(value);
+            None => {}
         }
         if values.is_empty() {
             self.0.remove(key);
