@@ -3,5 +3,6 @@
 //! when a test fails). Tests wait for conditions with deadlines, never for
 //! fixed times.
 
+pub mod bench;
 pub mod fixture;
 pub mod wait;

@@ -668,6 +668,20 @@ async fn volumes_bind_pods_to_where_their_storage_is() -> Result<()> {
     // WaitForFirstConsumer: the only matching local PV is on the right.
     c.pod("consumer", "", json!({}), with_claim("data")).await?;
     assert_eq!(c.bound("consumer").await?, "right");
+    // A bound claim pins the pod to its volume's node. (Standing in for the
+    // PV controller, which completes bindings: volumeName plus its
+    // bind-completed annotation.)
+    create("pv", local_pv("pv-left", "left", "")).await?;
+    create(
+        "pvc",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "bound", "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "pv-left",
+                "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .await?;
+    c.pod("pinned", "", json!({}), with_claim("bound")).await?;
+    assert_eq!(c.bound("pinned").await?, "left");
     // An unbound claim with Immediate binding keeps the pod pending.
     create("pvc", json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "immediate"},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",

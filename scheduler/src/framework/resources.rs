@@ -88,6 +88,21 @@ impl Resources {
     }
 }
 
+/// Upstream's `IsExtendedResourceName`: a domain-prefixed name outside
+/// `kubernetes.io/`.
+pub fn is_extended(name: &str) -> bool {
+    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+}
+
+/// Upstream's `IsScalarResourceName`: extended, hugepages, prefixed native
+/// or attachable-volume resources.
+pub fn is_scalar(name: &str) -> bool {
+    is_extended(name)
+        || name.starts_with("hugepages-")
+        || name.contains("kubernetes.io/")
+        || name.starts_with("attachable-volumes-")
+}
+
 /// A pod's requests: what the scheduler reserves on a node for it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodRequests {

@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+use k8s_openapi::api::core::v1::{
+    Node, Pod, PodAffinityTerm, Taint, Toleration, WeightedPodAffinityTerm,
+};
 use kube::core::{Expression, Selector, SelectorExt};
 
-use super::resources::{PodRequests, Resources, pod_requests};
+use super::resources::{PodRequests, Resources, is_scalar, pod_requests};
 
 /// A pod and what the scheduler derives from it, computed once per pod
 /// version.
@@ -227,6 +229,15 @@ impl PodInfo {
             || !self.preferred_anti_affinity.is_empty()
     }
 
+    /// The pod's tolerations.
+    pub fn tolerations(&self) -> &[Toleration] {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default()
+    }
+
     /// Whether the pod is being deleted.
     pub fn is_terminating(&self) -> bool {
         self.pod.metadata.deletion_timestamp.is_some()
@@ -297,6 +308,47 @@ impl NodeInfo {
             })
             .collect();
         self.node = node;
+    }
+
+    /// The node's taints.
+    pub fn taints(&self) -> &[Taint] {
+        self.node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// What the node can give of resource `name`, and how much would be
+    /// requested with a pod asking `pod_request` on it (upstream's
+    /// `calculateResourceAllocatableRequest`); CPU and memory count
+    /// non-zero requests when `non_zero`. (0, 0) leaves the resource out.
+    pub fn allocatable_and_requested(
+        &self,
+        name: &str,
+        pod_request: i64,
+        non_zero: bool,
+    ) -> (i64, i64) {
+        if pod_request == 0 && is_scalar(name) {
+            return (0, 0);
+        }
+        let requested = match name {
+            "cpu" | "memory" if non_zero => &self.non_zero_requested,
+            _ => &self.requested,
+        };
+        match name {
+            "cpu" | "memory" | "ephemeral-storage" => (
+                self.allocatable.get(name),
+                requested.get(name) + pod_request,
+            ),
+            _ => match self.allocatable.scalar.get(name) {
+                Some(&alloc) => (
+                    alloc,
+                    self.requested.scalar.get(name).copied().unwrap_or(0) + pod_request,
+                ),
+                None => (0, 0),
+            },
+        }
     }
 
     /// Places a pod on the node.

@@ -70,40 +70,6 @@ impl BalancedAllocation {
     }
 }
 
-/// Upstream's `IsScalarResourceName`: extended, hugepages, prefixed
-/// native or attachable-volume resources.
-fn is_scalar(name: &str) -> bool {
-    let extended =
-        name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.");
-    extended
-        || name.starts_with("hugepages-")
-        || name.contains("kubernetes.io/")
-        || name.starts_with("attachable-volumes-")
-}
-
-/// What `node` can give of `name` and how much would be requested with
-/// the pod on it, by actual requests (upstream's
-/// `calculateResourceAllocatableRequest` with `useRequested`); (0, 0)
-/// leaves the resource out.
-fn allocatable_and_requested(node: &NodeInfo, name: &str, pod_request: i64) -> (i64, i64) {
-    if pod_request == 0 && is_scalar(name) {
-        return (0, 0);
-    }
-    match name {
-        "cpu" | "memory" | "ephemeral-storage" => (
-            node.allocatable.get(name),
-            node.requested.get(name) + pod_request,
-        ),
-        _ => match node.allocatable.scalar.get(name) {
-            Some(&alloc) => (
-                alloc,
-                node.requested.scalar.get(name).copied().unwrap_or(0) + pod_request,
-            ),
-            None => (0, 0),
-        },
-    }
-}
-
 /// Upstream's `balancedResourceScorer` over (requested, allocatable) pairs.
 fn balanced_score(pairs: impl Iterator<Item = (i64, i64)>) -> i64 {
     let fractions: Vec<f64> = pairs
@@ -154,7 +120,7 @@ impl Plugin for BalancedAllocation {
             }
         };
         balanced_score(self.resources.iter().zip(requests).map(|(name, &req)| {
-            let (alloc, requested) = allocatable_and_requested(node, name, req);
+            let (alloc, requested) = node.allocatable_and_requested(name, req, false);
             (requested, alloc)
         }))
     }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::framework::resources::Resources;
+use crate::framework::resources::{is_extended, is_scalar};
 use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Snapshot, Status};
 
 /// Cycle-state key for the pod's requests of the scored resources.
@@ -245,51 +246,6 @@ fn broken_linear(shape: &[(i64, i64)], p: i64) -> i64 {
     shape.last().map_or(0, |&(_, s)| s)
 }
 
-/// Upstream's `IsExtendedResourceName`: a domain-prefixed name outside
-/// `kubernetes.io/`.
-fn is_extended(name: &str) -> bool {
-    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
-}
-
-/// Upstream's `IsScalarResourceName`: extended, hugepages, prefixed
-/// native or attachable-volume resources.
-fn is_scalar(name: &str) -> bool {
-    is_extended(name)
-        || name.starts_with("hugepages-")
-        || name.contains("kubernetes.io/")
-        || name.starts_with("attachable-volumes-")
-}
-
-/// What `node` can give of `name` and how much would be requested with
-/// the pod on it (upstream's `calculateResourceAllocatableRequest`, with
-/// non-zero CPU/memory accounting); (0, 0) leaves the resource unscored.
-fn allocatable_and_requested(node: &NodeInfo, name: &str, pod_request: i64) -> (i64, i64) {
-    if pod_request == 0 && is_scalar(name) {
-        return (0, 0);
-    }
-    match name {
-        "cpu" => (
-            node.allocatable.milli_cpu,
-            node.non_zero_requested.milli_cpu + pod_request,
-        ),
-        "memory" => (
-            node.allocatable.memory,
-            node.non_zero_requested.memory + pod_request,
-        ),
-        "ephemeral-storage" => (
-            node.allocatable.ephemeral_storage,
-            node.requested.ephemeral_storage + pod_request,
-        ),
-        _ => match node.allocatable.scalar.get(name) {
-            Some(&alloc) => (
-                alloc,
-                node.requested.scalar.get(name).copied().unwrap_or(0) + pod_request,
-            ),
-            None => (0, 0),
-        },
-    }
-}
-
 /// Every reason `request` does not fit `node`, in upstream's order.
 fn insufficient(
     request: &Resources,
@@ -375,7 +331,7 @@ impl Plugin for NodeResourcesFit {
         };
         let (mut total, mut weights) = (0i64, 0i64);
         for (spec, &req) in self.resources.iter().zip(requests) {
-            let (alloc, requested) = allocatable_and_requested(node, &spec.name, req);
+            let (alloc, requested) = node.allocatable_and_requested(&spec.name, req, true);
             if alloc == 0 {
                 continue;
             }

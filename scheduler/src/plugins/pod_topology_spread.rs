@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Taint, Toleration, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 use kube::core::{Expression, Selector, SelectorExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -200,8 +200,8 @@ impl Inclusion {
             || pod_matches_node(&pod.pod, &node.labels, &node.name);
         let taints_ok = !constraints.iter().any(|c| c.honor_node_taints)
             || first_untolerated(
-                node_taints(node),
-                pod_tolerations(pod),
+                node.taints(),
+                pod.tolerations(),
                 &["NoSchedule", "NoExecute"],
             )
             .is_none();
@@ -210,22 +210,6 @@ impl Inclusion {
             taints_ok,
         }
     }
-}
-
-fn node_taints(node: &NodeInfo) -> &[Taint] {
-    node.node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default()
-}
-
-fn pod_tolerations(pod: &PodInfo) -> &[Toleration] {
-    pod.pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default()
 }
 
 /// Whether the node has every constraint's topology key.

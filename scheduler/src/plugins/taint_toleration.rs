@@ -2,7 +2,7 @@
 //! they do not tolerate, and steers them away from nodes with
 //! PreferNoSchedule taints they do not tolerate, as upstream's plugin.
 
-use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::Toleration;
 use serde_json::Value;
 
 use crate::framework;
@@ -22,25 +22,10 @@ impl TaintToleration {
     }
 }
 
-fn node_taints(node: &NodeInfo) -> &[Taint] {
-    node.node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default()
-}
-
-fn pod_tolerations(pod: &Pod) -> &[Toleration] {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default()
-}
-
 /// The tolerations that can tolerate a PreferNoSchedule taint: those for
 /// that effect or for every effect.
-fn prefer_no_schedule_tolerations(pod: &Pod) -> Vec<Toleration> {
-    pod_tolerations(pod)
+fn prefer_no_schedule_tolerations(pod: &PodInfo) -> Vec<Toleration> {
+    pod.tolerations()
         .iter()
         .filter(|t| {
             matches!(
@@ -59,8 +44,8 @@ impl Plugin for TaintToleration {
 
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         match first_untolerated(
-            node_taints(node),
-            pod_tolerations(&pod.pod),
+            node.taints(),
+            pod.tolerations(),
             &["NoSchedule", "NoExecute"],
         ) {
             None => Status::Success,
@@ -79,7 +64,7 @@ impl Plugin for TaintToleration {
         _nodes: &[&NodeInfo],
         _snapshot: &Snapshot,
     ) -> Status {
-        state.write(PRE_SCORE_KEY, prefer_no_schedule_tolerations(&pod.pod));
+        state.write(PRE_SCORE_KEY, prefer_no_schedule_tolerations(pod));
         Status::Success
     }
 
@@ -90,11 +75,11 @@ impl Plugin for TaintToleration {
         let tolerations = match state.read::<Vec<Toleration>>(PRE_SCORE_KEY) {
             Some(t) => t,
             None => {
-                computed = prefer_no_schedule_tolerations(&pod.pod);
+                computed = prefer_no_schedule_tolerations(pod);
                 &computed
             }
         };
-        node_taints(node)
+        node.taints()
             .iter()
             .filter(|t| t.effect == "PreferNoSchedule")
             .filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
@@ -109,7 +94,7 @@ impl Plugin for TaintToleration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Node;
+    use k8s_openapi::api::core::v1::{Node, Pod};
     use serde_json::json;
     use std::sync::Arc;
 

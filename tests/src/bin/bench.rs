@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use capstan_tests::bench::run_all;
 use capstan_tests::fixture::ControlPlane;
 use clap::Parser;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -53,14 +53,8 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    let started = Instant::now();
-    let results: Vec<Result<()>> = futures::stream::iter(0..total)
-        .map(job)
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let took = run_all(total, concurrency, job).await?;
+    Ok(total as f64 / took.as_secs_f64())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

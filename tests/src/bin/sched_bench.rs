@@ -10,9 +10,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use capstan_tests::bench::run_all;
 use capstan_tests::fixture::ControlPlane;
 use clap::Parser;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -55,22 +55,6 @@ fn pod(name: &str, labels: Value, extra: &Value) -> Result<Pod> {
         "metadata": {"name": name, "labels": labels},
         "spec": spec,
     }))?)
-}
-
-/// Runs `total` jobs `concurrency` at a time.
-async fn run_all<F, Fut>(total: usize, concurrency: usize, job: F) -> Result<Duration>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let started = Instant::now();
-    let results: Vec<Result<()>> = futures::stream::iter(0..total)
-        .map(job)
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(started.elapsed())
 }
 
 async fn create_namespace(client: &kube::Client, name: &str) -> Result<()> {
