@@ -523,6 +523,80 @@ async fn gated_pods_wait_until_their_last_gate_is_removed() -> Result<()> {
 }
 
 #[tokio::test]
+async fn soft_preferences_outweigh_free_capacity() -> Result<()> {
+    let c = cluster(&[]).await?;
+    // Three pairs of nodes; in each, the second node is the emptier one, so
+    // LeastAllocated alone would choose it.
+    for pair in ["a", "b", "c"] {
+        for i in 1..=2 {
+            let name = format!("{pair}{i}");
+            let spec = if name == "a2" {
+                json!({"taints": [{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]})
+            } else {
+                json!({})
+            };
+            c.node(&name, "64", json!({"pair": pair}), spec, json!({}))
+                .await?;
+        }
+        c.pod(
+            &format!("{pair}-load"),
+            "30",
+            json!({}),
+            json!({"nodeName": format!("{pair}1")}),
+        )
+        .await?;
+    }
+    // TaintToleration scoring: the emptier node has a PreferNoSchedule taint.
+    c.pod(
+        "untainted",
+        "",
+        json!({}),
+        json!({"nodeSelector": {"pair": "a"}}),
+    )
+    .await?;
+    assert_eq!(c.bound("untainted").await?, "a1");
+    // Preferred pod affinity: follow the cache pod to the fuller node.
+    c.pod(
+        "b-cache",
+        "",
+        json!({"app": "cache"}),
+        json!({"nodeName": "b1"}),
+    )
+    .await?;
+    c.pod(
+        "near-cache",
+        "",
+        json!({}),
+        json!({"nodeSelector": {"pair": "b"}, "affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}}]}}}),
+    )
+    .await?;
+    assert_eq!(c.bound("near-cache").await?, "b1");
+    // ScheduleAnyway spread: c2 already holds two replicas, so the third
+    // goes to the fuller c1.
+    for i in 0..2 {
+        c.pod(
+            &format!("c-web-{i}"),
+            "",
+            json!({"app": "web"}),
+            json!({"nodeName": "c2"}),
+        )
+        .await?;
+    }
+    c.pod(
+        "c-web-2",
+        "",
+        json!({"app": "web"}),
+        json!({"nodeSelector": {"pair": "c"}, "topologySpreadConstraints": [{"maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app": "web"}}}]}),
+    )
+    .await?;
+    assert_eq!(c.bound("c-web-2").await?, "c1");
+    Ok(())
+}
+
+#[tokio::test]
 async fn scores_spread_by_default_pack_with_most_allocated_and_follow_images() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("scheduler.yaml");
