@@ -25,6 +25,28 @@ pub struct PodGroup {
     pub sample: Arc<PodInfo>,
     /// Node name → pods of the group there.
     pub nodes: FastMap<String, i64>,
+    /// Pods of the group per topology domain (`topologyKey` → value →
+    /// count), for the keys of the group's own required (anti-)affinity
+    /// terms, kept as pods come and go so PreFilter can refer to them
+    /// instead of counting nodes per decision. Shared with the cycle
+    /// state of a decision (copied only if it changes meanwhile).
+    pub domains: Arc<DomainCounts>,
+}
+
+/// Counts per topology domain: `topologyKey` → value → pods.
+pub type DomainCounts = FastMap<String, FastMap<String, i64>>;
+
+/// The topology keys a pod's own required terms use.
+fn own_topology_keys(pod: &PodInfo) -> Vec<&str> {
+    let mut keys: Vec<&str> = pod
+        .required_anti_affinity
+        .iter()
+        .chain(&pod.required_affinity)
+        .map(|t| t.topology_key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Nodes with their pods, plus the other objects plugins consult.
@@ -52,6 +74,15 @@ pub struct Snapshot {
     pub pod_groups: FastMap<String, PodGroup>,
 }
 
+/// The node labels a pod's group counts by: only its own topology keys,
+/// copied so the snapshot can be updated while they are in hand.
+fn domain_labels(pod: &PodInfo, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    own_topology_keys(pod)
+        .into_iter()
+        .filter_map(|k| labels.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
 impl Snapshot {
     /// The node with this name.
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
@@ -68,14 +99,14 @@ impl Snapshot {
     pub fn upsert_node(&mut self, info: NodeInfo) {
         self.count_images(&info, 1);
         for pod in &info.pods {
-            self.group(&info.name, pod, 1);
+            self.group(&info.name, &info.labels, pod, 1);
         }
         match self.index.get(&info.name) {
             Some(&i) => {
                 let old = std::mem::replace(&mut self.nodes[i], info);
                 self.count_images(&old, -1);
                 for pod in &old.pods {
-                    self.group(&old.name, pod, -1);
+                    self.group(&old.name, &old.labels, pod, -1);
                 }
             }
             None => {
@@ -92,7 +123,8 @@ impl Snapshot {
             return false;
         };
         info.add_pod(pod.clone());
-        self.group(node, &pod, 1);
+        let labels = domain_labels(&pod, &info.labels);
+        self.group(node, &labels, &pod, 1);
         true
     }
 
@@ -101,22 +133,53 @@ impl Snapshot {
         if let Some(info) = self.node_mut(node)
             && info.remove_pod(&pod.uid)
         {
-            self.group(node, pod, -1);
+            let labels = domain_labels(pod, &info.labels);
+            self.group(node, &labels, pod, -1);
         }
     }
 
-    fn group(&mut self, node: &str, pod: &Arc<PodInfo>, delta: i64) {
+    /// Counts `delta` pods like `pod` on `node`, whose labels (at least
+    /// those of the pod's own topology keys) are `labels`.
+    fn group(
+        &mut self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        pod: &Arc<PodInfo>,
+        delta: i64,
+    ) {
         let group = self
             .pod_groups
             .entry(pod.group_key.clone())
             .or_insert_with(|| PodGroup {
                 sample: pod.clone(),
                 nodes: FastMap::default(),
+                domains: Arc::default(),
             });
         let n = group.nodes.entry(node.to_string()).or_insert(0);
         *n += delta;
         if *n <= 0 {
             group.nodes.remove(node);
+        }
+        let keys = own_topology_keys(pod);
+        if !keys.is_empty() {
+            let domains = Arc::make_mut(&mut group.domains);
+            for key in keys {
+                let Some(value) = labels.get(key) else {
+                    continue;
+                };
+                let per_key = match domains.get_mut(key) {
+                    Some(m) => m,
+                    None => domains.entry(key.to_string()).or_default(),
+                };
+                let c = match per_key.get_mut(value.as_str()) {
+                    Some(c) => c,
+                    None => per_key.entry(value.clone()).or_insert(0),
+                };
+                *c += delta;
+                if *c <= 0 {
+                    per_key.remove(value.as_str());
+                }
+            }
         }
         if group.nodes.is_empty() {
             self.pod_groups.remove(&pod.group_key);
@@ -132,7 +195,7 @@ impl Snapshot {
         }
         self.count_images(&removed, -1);
         for pod in &removed.pods {
-            self.group(&removed.name, pod, -1);
+            self.group(&removed.name, &removed.labels, pod, -1);
         }
         Some(removed)
     }
@@ -145,5 +208,61 @@ impl Snapshot {
                 self.image_nodes.remove(image);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::json;
+
+    fn node(name: &str, zone: &str) -> NodeInfo {
+        let node: Node =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"zone": zone}}}))
+                .unwrap_or_default();
+        NodeInfo::new(Arc::new(node))
+    }
+
+    fn anti_pod(uid: &str) -> Arc<PodInfo> {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": uid, "namespace": "default", "uid": uid, "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "c"}], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}}
+        }))
+        .unwrap_or_default();
+        Arc::new(PodInfo::new(Arc::new(pod)))
+    }
+
+    fn zone_count(s: &Snapshot, zone: &str) -> i64 {
+        let group = s.pod_groups.values().next();
+        group
+            .and_then(|g| g.domains.get("zone")?.get(zone).copied())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn identical_pods_share_a_group_counted_per_domain() {
+        let mut s = Snapshot::default();
+        s.upsert_node(node("n1", "a"));
+        s.upsert_node(node("n2", "a"));
+        s.upsert_node(node("n3", "b"));
+        let (p1, p2, p3) = (anti_pod("1"), anti_pod("2"), anti_pod("3"));
+        assert!(s.add_pod("n1", p1.clone()));
+        assert!(s.add_pod("n2", p2));
+        assert!(s.add_pod("n3", p3));
+        assert_eq!(s.pod_groups.len(), 1, "identical pods form one group");
+        assert_eq!((zone_count(&s, "a"), zone_count(&s, "b")), (2, 1));
+        s.remove_pod("n1", &p1);
+        assert_eq!(zone_count(&s, "a"), 1);
+        // A node moving zones takes its pods' counts along.
+        let mut moved = node("n3", "a");
+        moved.pods = s.node("n3").map(|n| n.pods.clone()).unwrap_or_default();
+        s.upsert_node(moved);
+        assert_eq!((zone_count(&s, "a"), zone_count(&s, "b")), (2, 0));
+        s.remove_node("n2");
+        s.remove_node("n3");
+        assert!(s.pod_groups.is_empty(), "groups go with their last pod");
     }
 }

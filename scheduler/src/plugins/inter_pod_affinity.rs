@@ -14,7 +14,7 @@ use kube::core::SelectorExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::framework::snapshot::FastMap;
+use crate::framework::snapshot::{DomainCounts, FastMap};
 use crate::framework::{
     AffinityTerm, CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Snapshot, Status,
     WeightedAffinityTerm,
@@ -84,29 +84,57 @@ impl InterPodAffinity {
     }
 }
 
-/// Counts per topology pair, nested so lookups by `&str` allocate nothing.
-/// Entries that drop to zero are removed, so `is_empty` means "no pair".
+/// Counts per topology pair: shared per-group domain counts from the
+/// snapshot (`base`, each read for one `topologyKey`) plus what this cycle
+/// added or removed itself (`overlay`: groups counted node by node, and
+/// preemption's what-ifs). Referring to the snapshot's counts keeps
+/// PreFilter from recounting thousands of nodes per decision.
 #[derive(Clone, Debug, Default)]
-struct TopologyCounts(FastMap<String, FastMap<String, i64>>);
+struct TopologyCounts {
+    base: Vec<(String, Arc<DomainCounts>)>,
+    overlay: DomainCounts,
+}
 
 impl TopologyCounts {
     fn get(&self, key: &str, value: &str) -> i64 {
-        self.0
+        let own = self
+            .overlay
             .get(key)
             .and_then(|m| m.get(value))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let shared: i64 = self
+            .base
+            .iter()
+            .filter(|(k, _)| k == key)
+            .filter_map(|(k, d)| d.get(k.as_str())?.get(value))
+            .sum();
+        own + shared
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.base.is_empty() && self.overlay.is_empty()
+    }
+
+    /// Counts the snapshot's domain counts of a group for `key`.
+    fn add_shared(&mut self, key: &str, domains: &Arc<DomainCounts>) {
+        if domains.get(key).is_some_and(|m| !m.is_empty()) {
+            self.base.push((key.to_string(), domains.clone()));
+        }
+    }
+
+    /// Whether any domain of a node with these labels has a positive count.
+    fn any_at(&self, node_labels: &BTreeMap<String, String>) -> bool {
+        let keys = self.overlay.keys().chain(self.base.iter().map(|(k, _)| k));
+        keys.into_iter()
+            .any(|key| node_labels.get(key).is_some_and(|v| self.get(key, v) > 0))
     }
 
     fn add(&mut self, key: &str, value: &str, delta: i64) {
-        if !self.0.contains_key(key) {
-            self.0.insert(key.to_string(), FastMap::default());
+        if !self.overlay.contains_key(key) {
+            self.overlay.insert(key.to_string(), FastMap::default());
         }
-        let Some(values) = self.0.get_mut(key) else {
+        let Some(values) = self.overlay.get_mut(key) else {
             return;
         };
         match values.get_mut(value) {
@@ -122,7 +150,7 @@ impl TopologyCounts {
             None => {}
         }
         if values.is_empty() {
-            self.0.remove(key);
+            self.overlay.remove(key);
         }
     }
 
@@ -311,11 +339,7 @@ impl PreFilterState {
 
     /// Whether no existing pod's anti-affinity covers a domain of the node.
     fn satisfies_existing_anti_affinity(&self, node: &NodeInfo) -> bool {
-        !self.existing_anti_affinity.0.iter().any(|(key, values)| {
-            node.labels
-                .get(key)
-                .is_some_and(|v| values.get(v).is_some_and(|n| *n > 0))
-        })
+        !self.existing_anti_affinity.any_at(&node.labels)
     }
 }
 
@@ -478,16 +502,9 @@ impl Plugin for InterPodAffinity {
                 .iter()
                 .filter(|t| term_matches(t, pod, &terms.namespace_labels))
                 .collect();
-            if matching.is_empty() {
-                continue;
-            }
-            for (node_name, count) in &group.nodes {
-                let Some(node) = snapshot.node(node_name) else {
-                    continue;
-                };
-                for t in &matching {
-                    existing_anti_affinity.add_at(&node.labels, &t.topology_key, *count);
-                }
+            // The group keeps its own counts per domain of its terms' keys.
+            for t in matching {
+                existing_anti_affinity.add_shared(&t.topology_key, &group.domains);
             }
         }
 
@@ -506,16 +523,32 @@ impl Plugin for InterPodAffinity {
                 if !all_affinity && anti.is_empty() {
                     continue;
                 }
+                // Keys the group counts itself are shared; any other key is
+                // counted node by node.
+                let counted = |key: &str| group.domains.contains_key(key);
+                let affinity_terms = terms.affinity.iter().filter(|_| all_affinity);
+                for t in affinity_terms.clone().filter(|t| counted(&t.topology_key)) {
+                    affinity_counts.add_shared(&t.topology_key, &group.domains);
+                }
+                for t in anti.iter().filter(|t| counted(&t.topology_key)) {
+                    anti_affinity_counts.add_shared(&t.topology_key, &group.domains);
+                }
+                let affinity_rest: Vec<&AffinityTerm> = affinity_terms
+                    .filter(|t| !counted(&t.topology_key))
+                    .collect();
+                let anti_rest: Vec<&&AffinityTerm> =
+                    anti.iter().filter(|t| !counted(&t.topology_key)).collect();
+                if affinity_rest.is_empty() && anti_rest.is_empty() {
+                    continue;
+                }
                 for (node_name, count) in &group.nodes {
                     let Some(node) = snapshot.node(node_name) else {
                         continue;
                     };
-                    if all_affinity {
-                        for t in &terms.affinity {
-                            affinity_counts.add_at(&node.labels, &t.topology_key, *count);
-                        }
+                    for t in &affinity_rest {
+                        affinity_counts.add_at(&node.labels, &t.topology_key, *count);
                     }
-                    for t in &anti {
+                    for t in &anti_rest {
                         anti_affinity_counts.add_at(&node.labels, &t.topology_key, *count);
                     }
                 }
