@@ -8,7 +8,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::Api;
@@ -28,6 +31,11 @@ pub enum ClusterEvent {
     Pv(Change<PersistentVolume>),
     StorageClass(Change<StorageClass>),
     Pdb(Change<PodDisruptionBudget>),
+    /// Objects default topology spreading groups pods by.
+    Service(Change<Service>),
+    ReplicationController(Change<ReplicationController>),
+    ReplicaSet(Change<ReplicaSet>),
+    StatefulSet(Change<StatefulSet>),
     /// An informer finished its first list.
     Synced(&'static str),
     /// A binding the scheduler sent failed: undo the assumption, retry.
@@ -44,6 +52,16 @@ pub enum Change<K> {
     Delete(Arc<K>),
 }
 
+impl<K> Change<K> {
+    /// The object, and whether it is still there (true for an upsert).
+    pub fn split(self) -> (Arc<K>, bool) {
+        match self {
+            Change::Upsert(o) => (o, true),
+            Change::Delete(o) => (o, false),
+        }
+    }
+}
+
 /// The informers the scheduler waits for before its first decision.
 pub const INFORMERS: &[&str] = &[
     "pods",
@@ -53,6 +71,10 @@ pub const INFORMERS: &[&str] = &[
     "persistentvolumes",
     "storageclasses",
     "poddisruptionbudgets",
+    "services",
+    "replicationcontrollers",
+    "replicasets",
+    "statefulsets",
 ];
 
 /// Starts one watcher per kind, all feeding `tx`.
@@ -94,10 +116,34 @@ pub fn spawn_all(client: kube::Client, tx: UnboundedSender<ClusterEvent>) {
         ClusterEvent::StorageClass,
     );
     spawn(
-        Api::<PodDisruptionBudget>::all(client),
+        Api::<PodDisruptionBudget>::all(client.clone()),
         "poddisruptionbudgets",
-        tx,
+        tx.clone(),
         ClusterEvent::Pdb,
+    );
+    spawn(
+        Api::<Service>::all(client.clone()),
+        "services",
+        tx.clone(),
+        ClusterEvent::Service,
+    );
+    spawn(
+        Api::<ReplicationController>::all(client.clone()),
+        "replicationcontrollers",
+        tx.clone(),
+        ClusterEvent::ReplicationController,
+    );
+    spawn(
+        Api::<ReplicaSet>::all(client.clone()),
+        "replicasets",
+        tx.clone(),
+        ClusterEvent::ReplicaSet,
+    );
+    spawn(
+        Api::<StatefulSet>::all(client),
+        "statefulsets",
+        tx,
+        ClusterEvent::StatefulSet,
     );
 }
 

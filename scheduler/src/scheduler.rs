@@ -284,6 +284,42 @@ impl Scheduler {
                 }
                 self.move_volume_pods(now);
             }
+            ClusterEvent::Service(change) => {
+                let (svc, keep) = change.split();
+                let selector = keep
+                    .then(|| svc.spec.as_ref().and_then(|s| s.selector.clone()))
+                    .flatten();
+                let ns = svc.namespace().unwrap_or_default();
+                self.cache
+                    .snapshot_mut()
+                    .spreading
+                    .set_service(&ns, &svc.name_any(), selector);
+            }
+            ClusterEvent::ReplicationController(change) => {
+                let (rc, keep) = change.split();
+                let selector = keep
+                    .then(|| rc.spec.as_ref().and_then(|s| s.selector.clone()))
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.into_iter().collect());
+                self.set_controller("ReplicationController", rc.as_ref(), selector);
+            }
+            ClusterEvent::ReplicaSet(change) => {
+                let (rs, keep) = change.split();
+                let selector = keep
+                    .then(|| rs.spec.as_ref().map(|s| s.selector.clone()))
+                    .flatten()
+                    .and_then(|s| s.try_into().ok());
+                self.set_controller("ReplicaSet", rs.as_ref(), selector);
+            }
+            ClusterEvent::StatefulSet(change) => {
+                let (ss, keep) = change.split();
+                let selector = keep
+                    .then(|| ss.spec.as_ref().map(|s| s.selector.clone()))
+                    .flatten()
+                    .and_then(|s| s.try_into().ok());
+                self.set_controller("StatefulSet", ss.as_ref(), selector);
+            }
             ClusterEvent::Pdb(change) => {
                 let snap = self.cache.snapshot_mut();
                 match change {
@@ -296,6 +332,19 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    fn set_controller<K: kube::Resource>(
+        &mut self,
+        kind: &str,
+        obj: &K,
+        selector: Option<kube::core::Selector>,
+    ) {
+        let ns = obj.namespace().unwrap_or_default();
+        self.cache
+            .snapshot_mut()
+            .spreading
+            .set_controller(kind, &ns, &obj.name_any(), selector);
     }
 
     fn move_volume_pods(&mut self, now: Instant) {

@@ -525,6 +525,13 @@ async fn gated_pods_wait_until_their_last_gate_is_removed() -> Result<()> {
 #[tokio::test]
 async fn soft_preferences_outweigh_free_capacity() -> Result<()> {
     let c = cluster(&[]).await?;
+    // The Service that groups the "api" pods for default spreading (used
+    // last; created first so the scheduler has long seen it).
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(c.client.clone(), "default");
+    let svc = serde_json::from_value(json!({"metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}))?;
+    services.create(&PostParams::default(), &svc).await?;
     // Three pairs of nodes; in each, the second node is the emptier one, so
     // LeastAllocated alone would choose it.
     for pair in ["a", "b", "c"] {
@@ -593,6 +600,31 @@ async fn soft_preferences_outweigh_free_capacity() -> Result<()> {
     )
     .await?;
     assert_eq!(c.bound("c-web-2").await?, "c1");
+    // Default spreading (no constraints declared): a Service groups the
+    // pods, so the fourth replica leaves the emptier node holding three.
+    c.node("d1", "64", json!({"pair": "d"}), json!({}), json!({}))
+        .await?;
+    c.node("d2", "64", json!({"pair": "d"}), json!({}), json!({}))
+        .await?;
+    c.pod("d-load", "30", json!({}), json!({"nodeName": "d2"}))
+        .await?;
+    for i in 0..3 {
+        c.pod(
+            &format!("api-{i}"),
+            "",
+            json!({"app": "api"}),
+            json!({"nodeName": "d1"}),
+        )
+        .await?;
+    }
+    c.pod(
+        "api-3",
+        "",
+        json!({"app": "api"}),
+        json!({"nodeSelector": {"pair": "d"}}),
+    )
+    .await?;
+    assert_eq!(c.bound("api-3").await?, "d2");
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod node_selector;
 pub mod plugin;
 pub mod resources;
 pub mod snapshot;
+pub mod spreading;
 pub mod status;
 pub mod types;
 

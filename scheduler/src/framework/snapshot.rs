@@ -72,6 +72,8 @@ pub struct Snapshot {
     pub pdbs: HashMap<String, Arc<PodDisruptionBudget>>,
     /// Pods on the snapshot's nodes, grouped by [`PodInfo::group_key`].
     pub pod_groups: FastMap<String, PodGroup>,
+    /// Services and controllers, for default topology spreading.
+    pub spreading: super::spreading::SpreadingSelectors,
 }
 
 /// The node labels a pod's group counts by: only its own topology keys,

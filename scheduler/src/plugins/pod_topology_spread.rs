@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::framework::node_selector::{first_untolerated, pod_matches_node};
+use crate::framework::spreading;
 use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Snapshot, Status};
 
 /// Cycle-state key of the Filter counts.
@@ -38,12 +39,6 @@ const SCHEDULE_ANYWAY: &str = "ScheduleAnyway";
 const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 /// Score of a node lacking a topology key; it normalises to 0.
 const INVALID_SCORE: i64 = -1;
-/// Labels unique to each pod of a group, left out of the selector derived
-/// for default constraints (they would select the pod alone).
-const PER_POD_LABELS: &[&str] = &[
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-];
 
 /// `PodTopologySpreadArgs`.
 #[derive(Debug, Default, Deserialize)]
@@ -60,14 +55,30 @@ struct Args {
 
 /// Filters on hard constraints, scores on soft ones.
 pub struct PodTopologySpread {
-    /// Constraints for pods that declare none (`defaultingType: List`).
-    ///
-    /// With `defaultingType: System` (upstream's default) upstream spreads
-    /// such pods over hostnames and zones with a selector built from the
-    /// Services, ReplicaSets, ReplicationControllers and StatefulSets that
-    /// own them; this scheduler has no informers for those yet, so System
-    /// applies no constraints at all.
+    /// Constraints for pods that declare none: the configured ones
+    /// (`defaultingType: List`) or upstream's system defaults (`System`,
+    /// the default: ScheduleAnyway over hostnames with maxSkew 3 and zones
+    /// with maxSkew 5). Either spreads the pod's group, as
+    /// [`spreading::default_selector`] derives it from its Services and
+    /// controller.
     default_constraints: Vec<TopologySpreadConstraint>,
+    /// The defaults are upstream's system ones: then, as upstream, nodes
+    /// lacking a topology key are still scored (by the keys they have).
+    system_defaults: bool,
+}
+
+/// Upstream's `systemDefaultConstraints`.
+fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
+    let c = |key: &str, skew: i32| TopologySpreadConstraint {
+        max_skew: skew,
+        topology_key: key.to_string(),
+        when_unsatisfiable: SCHEDULE_ANYWAY.to_string(),
+        ..Default::default()
+    };
+    vec![
+        c("kubernetes.io/hostname", 3),
+        c("topology.kubernetes.io/zone", 5),
+    ]
 }
 
 impl PodTopologySpread {
@@ -98,8 +109,14 @@ impl PodTopologySpread {
         for (i, c) in args.default_constraints.iter().enumerate() {
             validate_default_constraint(i, c, &args.default_constraints)?;
         }
+        let default_constraints = if defaulting == "System" {
+            system_default_constraints()
+        } else {
+            args.default_constraints
+        };
         Ok(PodTopologySpread {
-            default_constraints: args.default_constraints,
+            default_constraints,
+            system_defaults: defaulting == "System",
         })
     }
 }
@@ -263,24 +280,15 @@ fn parse_constraints(
     Ok(out)
 }
 
-/// The selector default constraints spread by: the pod's own labels, less
-/// the per-pod ones. Upstream derives it from the pod's owners (see
-/// [`PodTopologySpread::default_constraints`]); `None` when the pod has no
-/// labels, as upstream applies no defaults without a selector.
-fn default_selector(pod: &PodInfo) -> Option<Selector> {
-    let selector: Selector = pod
-        .labels
-        .iter()
-        .filter(|(k, _)| !PER_POD_LABELS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    (!selector.selects_all()).then_some(selector)
-}
-
 impl PodTopologySpread {
     /// The pod's constraints with `action`, or the default ones when it
     /// declares none.
-    fn constraints_for(&self, pod: &PodInfo, action: &str) -> Result<Vec<Constraint>, String> {
+    fn constraints_for(
+        &self,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        action: &str,
+    ) -> Result<Vec<Constraint>, String> {
         let specs = pod
             .pod
             .spec
@@ -294,7 +302,7 @@ impl PodTopologySpread {
         if constraints.is_empty() {
             return Ok(constraints);
         }
-        let Some(selector) = default_selector(pod) else {
+        let Some(selector) = spreading::default_selector(pod, snapshot) else {
             return Ok(Vec::new());
         };
         for c in &mut constraints {
@@ -376,6 +384,9 @@ struct PreScoreState {
     /// Per constraint: log(domains + 2), so small topologies are not
     /// drowned by big ones.
     weights: Vec<f64>,
+    /// Whether a node lacking a topology key is left unscored (false only
+    /// for system defaults).
+    require_all_keys: bool,
 }
 
 impl Plugin for PodTopologySpread {
@@ -384,7 +395,7 @@ impl Plugin for PodTopologySpread {
     }
 
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snapshot: &Snapshot) -> Status {
-        let constraints = match self.constraints_for(pod, DO_NOT_SCHEDULE) {
+        let constraints = match self.constraints_for(pod, snapshot, DO_NOT_SCHEDULE) {
             Ok(c) => c,
             Err(e) => {
                 return Status::Error(format!(
@@ -477,7 +488,7 @@ impl Plugin for PodTopologySpread {
         if snapshot.nodes.is_empty() {
             return Status::Skip;
         }
-        let constraints = match self.constraints_for(pod, SCHEDULE_ANYWAY) {
+        let constraints = match self.constraints_for(pod, snapshot, SCHEDULE_ANYWAY) {
             Ok(c) => c,
             Err(e) => {
                 return Status::Error(format!(
@@ -488,11 +499,21 @@ impl Plugin for PodTopologySpread {
         if constraints.is_empty() {
             return Status::Skip;
         }
+        let declares_own = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        let require_all_keys = declares_own || !self.system_defaults;
+        let has_keys = |labels: &BTreeMap<String, String>| {
+            !require_all_keys || has_all_keys(labels, &constraints)
+        };
         // The domains of the scored nodes; nodes lacking a key are ignored.
         let mut domain_counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
         let mut ignored = 0usize;
         for node in nodes {
-            if !has_all_keys(&node.labels, &constraints) {
+            if !has_keys(&node.labels) {
                 ignored += 1;
                 continue;
             }
@@ -519,7 +540,7 @@ impl Plugin for PodTopologySpread {
             .collect();
         // Matching pods in those domains, over every node.
         for node in &snapshot.nodes {
-            if !has_all_keys(&node.labels, &constraints) {
+            if !has_keys(&node.labels) {
                 continue;
             }
             let inclusion = Inclusion::of(pod, node, &constraints);
@@ -542,6 +563,7 @@ impl Plugin for PodTopologySpread {
                 constraints,
                 domain_counts,
                 weights,
+                require_all_keys,
             },
         );
         Status::Success
@@ -554,7 +576,7 @@ impl Plugin for PodTopologySpread {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
             return 0;
         };
-        if !has_all_keys(&node.labels, &s.constraints) {
+        if s.require_all_keys && !has_all_keys(&node.labels, &s.constraints) {
             return INVALID_SCORE;
         }
         let mut score = 0.0;
@@ -899,16 +921,29 @@ mod tests {
         let pl = PodTopologySpread::new(&args).unwrap_or_else(|e| panic!("{e}"));
         let mut a1 = zone_node("a1", "a");
         a1.add_pod(web("w1"));
-        let snap = snapshot(vec![a1, zone_node("b1", "b")]);
+        let mut snap = snapshot(vec![a1, zone_node("b1", "b")]);
         let plain = pod_with("plain", json!({"app": "web"}), json!({}));
+        // Without a Service or controller the pod has no group to spread.
+        let mut state = CycleState::default();
+        assert_eq!(pl.pre_filter(&mut state, &plain, &snap), Status::Skip);
+        // A Service selecting it defines the group.
+        snap.spreading.set_service(
+            "default",
+            "web",
+            Some([("app".into(), "web".into())].into()),
+        );
         let statuses = run_filter(&pl, &snap, &plain);
         assert_eq!(statuses, vec![rejected(), Status::Success]);
 
-        // System defaulting applies nothing (no Service/ReplicaSet data).
-        let mut state = CycleState::default();
+        // System defaults are ScheduleAnyway only: they score, never filter.
         assert_eq!(plugin().pre_filter(&mut state, &plain, &snap), Status::Skip);
-        // Nor do defaults to a pod without labels.
-        let bare = pod_with("bare", json!({}), json!({}));
+        let nodes: Vec<&NodeInfo> = snap.nodes.iter().collect();
+        assert_eq!(
+            plugin().pre_score(&mut state, &plain, &nodes, &snap),
+            Status::Success
+        );
+        // A pod no Service or controller selects gets no defaults.
+        let bare = pod_with("bare", json!({"other": "x"}), json!({}));
         assert_eq!(pl.pre_filter(&mut state, &bare, &snap), Status::Skip);
     }
 
