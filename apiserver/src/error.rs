@@ -272,11 +272,24 @@ impl ApiError {
 
     /// 406: no representation the client accepts.
     pub fn not_acceptable(accept: &str) -> Self {
+        Self::not_acceptable_of(
+            accept,
+            &[
+                "application/json",
+                "application/yaml",
+                "application/vnd.kubernetes.protobuf",
+            ],
+        )
+    }
+
+    /// 406 from an endpoint that offers only `offered` (e.g. `/openapi/v2`).
+    pub fn not_acceptable_of(accept: &str, offered: &[&str]) -> Self {
         Self::new(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptable",
             format!(
-                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept:?})"
+                "only the following media types are accepted: {} (asked for {accept:?})",
+                offered.join(", ")
             ),
         )
     }

@@ -140,9 +140,13 @@ pub async fn run(opts: options::Options) -> Result<()> {
     let storage = connect_storage(&opts.etcd_servers).await;
     let registry = Registry::builtin();
     let backend = Backend::start(storage, &opts.etcd_prefix, registry.all());
+    let openapi = openapi::OpenApiV3::new(&registry);
+    let openapi_v2 =
+        openapi::v2::OpenApiV2::new(&openapi).context("building the OpenAPI v2 document")?;
     let state = Arc::new(AppState {
         discovery: discovery::Discovery::new(&registry),
-        openapi: openapi::OpenApiV3::new(&registry),
+        openapi,
+        openapi_v2,
         metrics: metrics::Metrics::new().context("registering metrics")?,
         registry,
         backend,

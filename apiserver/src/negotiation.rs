@@ -89,6 +89,42 @@ pub fn response_format(accept: Option<&str>) -> ApiResult<Format> {
     Err(ApiError::not_acceptable(accept))
 }
 
+/// The offer `accept` prefers, for endpoints with a fixed set of media
+/// types (`/openapi/v2`): ranges by descending `q` (0 refuses), the more
+/// specific first on a tie, as upstream's goautoneg orders them; `*/*` and
+/// `type/*` match the first offer of that type, and a missing header means
+/// `*/*`. `None` when nothing offered is acceptable (406).
+pub fn preferred<'a>(accept: Option<&str>, offers: &[&'a str]) -> Option<&'a str> {
+    let accept = accept.filter(|a| !a.trim().is_empty()).unwrap_or("*/*");
+    let mut ranges: Vec<(f32, u8, String)> = parse_media_ranges(accept)
+        .into_iter()
+        .map(|r| {
+            let q = r
+                .param("q")
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let essence = r.essence.to_ascii_lowercase();
+            let specificity = match essence.split_once('/') {
+                Some(("*", _)) => 0,
+                Some((_, "*")) => 1,
+                _ => 2,
+            };
+            (q, specificity, essence)
+        })
+        .filter(|(q, _, _)| *q > 0.0)
+        .collect();
+    // Stable: equal ranges keep the client's order.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+    ranges.iter().find_map(|(_, _, range)| {
+        let (kind, sub) = range.split_once('/')?;
+        offers.iter().copied().find(|offer| {
+            offer
+                .split_once('/')
+                .is_some_and(|(ok, os)| (kind == "*" || kind == ok) && (sub == "*" || sub == os))
+        })
+    })
+}
+
 /// Whether the client asked for aggregated discovery (apidiscovery v2).
 pub fn wants_aggregated_discovery(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| {
@@ -185,6 +221,30 @@ mod tests {
         );
         assert_eq!(response_format(Some("application/yaml")), Ok(Format::Yaml));
         assert!(response_format(Some("text/html")).is_err());
+    }
+
+    #[test]
+    fn preferred_follows_q_values_specificity_and_wildcards() {
+        let offers = ["application/json", "application/x-protobuf"];
+        assert_eq!(preferred(None, &offers), Some("application/json"));
+        assert_eq!(
+            preferred(Some("application/x-protobuf"), &offers),
+            Some("application/x-protobuf")
+        );
+        assert_eq!(
+            preferred(Some("*/*;q=0.5, application/x-protobuf"), &offers),
+            Some("application/x-protobuf")
+        );
+        assert_eq!(
+            preferred(Some("application/*, application/x-protobuf"), &offers),
+            Some("application/x-protobuf"),
+            "the exact type outranks a wildcard of the same q"
+        );
+        assert_eq!(
+            preferred(Some("application/x-protobuf;q=0, */*"), &offers),
+            Some("application/json")
+        );
+        assert_eq!(preferred(Some("text/html"), &offers), None);
     }
 
     #[test]

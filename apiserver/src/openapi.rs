@@ -4,6 +4,9 @@
 //! on schemas and operations, and a `fieldValidation` parameter on every
 //! PATCH so kubectl ≥ 1.27 validates server-side.
 
+mod gnostic;
+pub mod v2;
+
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 

@@ -16,6 +16,11 @@ use crate::wait;
 pub const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
 /// An older kubectl, to keep older clients working.
 pub const KUBECTL_OLD: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.30";
+/// kubectl 1.27: reads `/openapi/v2` (protobuf) before `create -f`,
+/// `apply -f` and `explain`, and stops without it.
+pub const KUBECTL_1_27: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.27";
+/// kubectl 1.28: the last minor that still needs `/openapi/v2` to start.
+pub const KUBECTL_1_28: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28";
 
 /// A port nobody listens on right now.
 pub fn free_port() -> Result<u16> {

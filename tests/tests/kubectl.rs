@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use capstan_tests::fixture::{ControlPlane, KUBECTL, KUBECTL_OLD};
+use capstan_tests::fixture::{ControlPlane, KUBECTL, KUBECTL_1_27, KUBECTL_1_28, KUBECTL_OLD};
 
 const POD: &str = r#"
 apiVersion: v1
@@ -661,5 +661,156 @@ async fn kubectl_drain_cordons_and_evicts() -> Result<()> {
             .trim()
             .is_empty()
     );
+    Ok(())
+}
+
+/// What kubectl 1.27 and 1.28 do with a manifest, all of which starts by
+/// reading `/openapi/v2` in gnostic protobuf: create, apply a change,
+/// refuse an unknown field (server-side, as the served document says PATCH
+/// takes `fieldValidation`), and explain a field from the v3 document and
+/// from the v2 one.
+async fn create_apply_refuse_and_explain_with(kubectl: &str) -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let path = cp.write("deploy.yaml", DEPLOYMENT)?;
+    assert_eq!(
+        cp.kubectl_ok(kubectl, &["create", "-f", &path])?.trim(),
+        "deployment.apps/web created"
+    );
+    let changed = DEPLOYMENT.replace("replicas: 3", "replicas: 2").replace(
+        "[{name: nginx, image: nginx}]",
+        r#"[{name: nginx, image: "nginx:1.27"}, {name: sidecar, image: busybox}]"#,
+    );
+    let path = cp.write("deploy.yaml", &changed)?;
+    assert_eq!(
+        cp.kubectl_ok(kubectl, &["apply", "-f", &path])?.trim(),
+        "deployment.apps/web configured"
+    );
+    let got = cp.kubectl_ok(
+        kubectl,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].image}",
+        ],
+    )?;
+    assert_eq!(got, "2 nginx:1.27 busybox");
+    assert_eq!(
+        cp.kubectl_ok(kubectl, &["apply", "-f", &path])?.trim(),
+        "deployment.apps/web unchanged"
+    );
+
+    let typo = DEPLOYMENT
+        .replace("{name: web}", "{name: typo}")
+        .replace("image: nginx}", "image: nginx, imagee: oops}");
+    let out = cp.kubectl_with(kubectl, &["create", "-f", &cp.write("typo.yaml", &typo)?])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r#"unknown field "spec.template.spec.containers[0].imagee""#),
+        "{stderr}"
+    );
+    let listed = cp.kubectl_ok(kubectl, &["get", "deploy", "-o", "name"])?;
+    assert_eq!(listed.trim(), "deployment.apps/web", "nothing else stored");
+
+    let explained = cp.kubectl_ok(kubectl, &["explain", "pods.spec.containers"])?;
+    assert!(
+        explained.contains("List of containers belonging to the pod")
+            && explained.contains("imagePullPolicy\t<string>")
+            && explained.contains("name\t<string> -required-"),
+        "{explained}"
+    );
+    let explained_v2 = cp.kubectl_ok(
+        kubectl,
+        &[
+            "explain",
+            "deploy.spec.strategy.rollingUpdate",
+            "--output=plaintext-openapiv2",
+        ],
+    )?;
+    assert!(
+        explained_v2.contains("RESOURCE: rollingUpdate <Object>")
+            && explained_v2.contains("maxSurge\t<string>")
+            && explained_v2.contains("The maximum number of pods that can be scheduled"),
+        "{explained_v2}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_127_creates_applies_validates_and_explains() -> Result<()> {
+    create_apply_refuse_and_explain_with(KUBECTL_1_27).await
+}
+
+#[tokio::test]
+async fn kubectl_128_creates_applies_validates_and_explains() -> Result<()> {
+    create_apply_refuse_and_explain_with(KUBECTL_1_28).await
+}
+
+/// `/openapi/v2` the way kubectl's HTTP cache sees it: the protobuf it asks
+/// for under the legacy name comes back labelled with a name Go can parse,
+/// with an ETag that a revalidation answers with 304 and no body; JSON for
+/// `application/json`; 406 for anything else.
+#[tokio::test]
+async fn openapi_v2_negotiates_protobuf_or_json_and_revalidates_by_etag() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let get = |accept: &str, etag: Option<&str>| {
+        let mut req = http::Request::get("/openapi/v2").header("Accept", accept);
+        if let Some(etag) = etag {
+            req = req.header("If-None-Match", etag);
+        }
+        let req = req.body(kube::client::Body::empty());
+        let client = client.clone();
+        async move {
+            let resp = client.send(req?).await?;
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (code, content_type, etag) = (
+                resp.status().as_u16(),
+                header("Content-Type"),
+                header("ETag"),
+            );
+            let body = resp.into_body().collect_bytes().await?;
+            anyhow::Ok((code, content_type, etag, body))
+        }
+    };
+    let legacy = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let (code, content_type, etag, body) = get(legacy, None).await?;
+    assert_eq!(
+        (code, content_type.as_str()),
+        (
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        )
+    );
+    // Field 1 of openapi.v2.Document is `swagger: "2.0"`.
+    assert!(
+        body.starts_with(b"\x0a\x032.0"),
+        "{:?}",
+        &body[..body.len().min(16)]
+    );
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+    let (code, _, again, body) = get(legacy, Some(&etag)).await?;
+    assert_eq!((code, again.as_str(), body.len()), (304, etag.as_str(), 0));
+
+    let (code, content_type, json_etag, body) = get("application/json", Some(&etag)).await?;
+    assert_eq!((code, content_type.as_str()), (200, "application/json"));
+    assert_ne!(json_etag, etag, "each encoding has its own ETag");
+    let doc: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(
+        doc["definitions"]["io.k8s.api.core.v1.Pod"]["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "", "version": "v1", "kind": "Pod"}])
+    );
+    assert!(doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"].is_object());
+
+    let (code, ..) = get("text/html", None).await?;
+    assert_eq!(code, 406);
     Ok(())
 }

@@ -18,8 +18,9 @@ use http_body_util::BodyExt;
 use crate::discovery::{AGGREGATED_CONTENT_TYPE, Discovery};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::negotiation::wants_aggregated_discovery;
+use crate::negotiation::{preferred, wants_aggregated_discovery};
 use crate::openapi::OpenApiV3;
+use crate::openapi::v2::{self, OpenApiV2};
 use crate::registry::Registry;
 use crate::registry::store::Backend;
 use crate::request_info::{RequestInfo, resolve};
@@ -49,6 +50,8 @@ pub struct AppState {
     pub discovery: Discovery,
     /// Pre-rendered OpenAPI v3.
     pub openapi: OpenApiV3,
+    /// Pre-rendered OpenAPI v2 (JSON and protobuf), for kubectl ≤ 1.28.
+    pub openapi_v2: OpenApiV2,
     /// Request metrics.
     pub metrics: Metrics,
 }
@@ -163,6 +166,45 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
     response
 }
 
+/// `/openapi/v2` as upstream's kube-openapi handler serves it: the encoding
+/// `Accept` prefers, `Vary: Accept`, an `ETag` that kubectl's HTTP cache
+/// revalidates with `If-None-Match` (304, no body), and 406 for anything
+/// but JSON or gnostic protobuf.
+fn openapi_v2(doc: &OpenApiV2, headers: &http::HeaderMap) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let media_type = preferred(accept, v2::OFFERS)
+        .ok_or_else(|| ApiError::not_acceptable_of(accept.unwrap_or_default(), v2::OFFERS))?;
+    let (content_type, representation) = doc.representation(media_type);
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == representation.etag);
+    let mut resp = if unchanged {
+        // The length of what the client holds, not of this empty answer:
+        // caches copy a 304's headers onto the stored response.
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(representation.body.len()),
+        );
+        resp
+    } else {
+        let mut resp = (StatusCode::OK, Body::from(representation.body.clone())).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        resp
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(etag) = HeaderValue::from_str(&representation.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(resp)
+}
+
 async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<Response> {
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
         return Err(ApiError::method_not_allowed(req.method().as_str(), path));
@@ -200,6 +242,7 @@ async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<R
                 state.metrics.render(),
             ));
         }
+        "/openapi/v2" => return openapi_v2(&state.openapi_v2, req.headers()),
         "/openapi/v3" | "/openapi/v3/" => {
             return Ok(bytes_response(
                 StatusCode::OK,
