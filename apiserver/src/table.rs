@@ -1,5 +1,6 @@
-//! `meta.k8s.io/v1` Table responses for `kubectl get`: NAME, the kind's
-//! columns, AGE, then the wide (`-o wide`) columns.
+//! `meta.k8s.io/v1` Table responses for `kubectl get`: the kind's columns
+//! and cells as its strategy gives them (upstream's printers), and the
+//! formatting helpers those share.
 
 use serde_json::{Value, json};
 
@@ -36,6 +37,11 @@ pub fn text_or_none(obj: &Value, pointer: &str) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or("<none>")
         .to_string()
+}
+
+/// `<none>` for an empty string, as kubectl prints absent values.
+pub fn or_none(s: String) -> String {
+    if s.is_empty() { "<none>".into() } else { s }
 }
 
 /// Upstream's short human duration (`5s`, `3m2s`, `4h`, `12d`, `2y`).
@@ -92,12 +98,23 @@ pub fn human_duration(seconds: i64) -> String {
     format!("{y}y")
 }
 
-fn age(obj: &Value) -> String {
-    since(
-        obj.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    )
+/// The AGE cell: how long ago the object was created.
+pub fn age(obj: &Value) -> String {
+    since(creation_timestamp(obj))
+}
+
+/// The CREATED AT cell: the creation timestamp in RFC 3339 (UTC).
+pub fn created_at(obj: &Value) -> String {
+    match creation_timestamp(obj).parse::<jiff::Timestamp>() {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+fn creation_timestamp(obj: &Value) -> &str {
+    obj.pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// How long ago an RFC 3339 timestamp was, as kubectl prints ages;
@@ -107,6 +124,14 @@ pub fn since(timestamp: &str) -> String {
         Ok(t) => human_duration((jiff::Timestamp::now() - t).get_seconds()),
         Err(_) => "<unknown>".into(),
     }
+}
+
+/// The human duration from one RFC 3339 timestamp to another; `None`
+/// unless both parse.
+pub fn between(from: &str, to: &str) -> Option<String> {
+    let from = from.parse::<jiff::Timestamp>().ok()?;
+    let to = to.parse::<jiff::Timestamp>().ok()?;
+    Some(human_duration((to - from).get_seconds()))
 }
 
 fn column_json(c: &Column) -> Value {
@@ -122,37 +147,11 @@ pub fn build<'a>(
     revision: Option<i64>,
     continue_token: Option<&str>,
 ) -> Value {
-    let strategy = &info.strategy;
-    if !strategy.name_and_age_columns() {
-        return build_as_given(info, objects, include, revision, continue_token);
-    }
-    let kind_columns = strategy.columns();
-    let (narrow, wide): (Vec<_>, Vec<_>) = kind_columns
-        .iter()
-        .enumerate()
-        .partition(|(_, c)| c.priority == 0);
-    let mut columns = vec![column_json(&Column {
-        name: "Name",
-        type_: "string",
-        priority: 0,
-        description: "Name must be unique within a namespace.",
-    })];
-    columns.extend(narrow.iter().map(|(_, c)| column_json(c)));
-    columns.push(column_json(&Column { name: "Age", type_: "string", priority: 0, description: "CreationTimestamp is a timestamp representing the server time when this object was created." }));
-    columns.extend(wide.iter().map(|(_, c)| column_json(c)));
-    let rows: Vec<Value> = objects
+    let columns: Vec<Value> = info.strategy.columns().iter().map(column_json).collect();
+    let rows = objects
         .map(|obj| {
-            let cells_all = strategy.cells(obj);
-            let cell = |i: usize| {
-                cells_all
-                    .get(i)
-                    .cloned()
-                    .unwrap_or(Value::String(String::new()))
-            };
-            let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            cells.extend(narrow.iter().map(|(i, _)| cell(*i)));
-            cells.push(json!(age(obj)));
-            cells.extend(wide.iter().map(|(i, _)| cell(*i)));
+            let mut cells = info.strategy.cells(obj);
+            cells.resize(columns.len(), Value::String(String::new()));
             row_with_object(cells, obj, include)
         })
         .collect();
@@ -174,21 +173,6 @@ fn row_with_object(cells: Vec<Value>, obj: &Value, include: IncludeObject) -> Va
         }
     }
     row
-}
-
-/// A kind whose strategy lays out every column itself (events).
-fn build_as_given<'a>(
-    info: &ResourceInfo,
-    objects: impl Iterator<Item = &'a Value>,
-    include: IncludeObject,
-    revision: Option<i64>,
-    continue_token: Option<&str>,
-) -> Value {
-    let columns = info.strategy.columns().iter().map(column_json).collect();
-    let rows = objects
-        .map(|obj| row_with_object(info.strategy.cells(obj), obj, include))
-        .collect();
-    table(columns, rows, revision, continue_token)
 }
 
 /// The Table object around columns and rows.
@@ -265,5 +249,33 @@ mod tests {
         assert_eq!(t["rows"][0]["cells"][1], "0/1");
         assert_eq!(t["rows"][0]["cells"][2], "Pending");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    }
+
+    #[test]
+    fn every_kind_starts_with_name_and_fills_each_column() {
+        let registry = crate::registry::Registry::builtin();
+        let bare = json!({"metadata": {"name": "x", "creationTimestamp": "2020-01-01T00:00:00Z"}});
+        for info in registry.all() {
+            let columns = info.strategy.columns();
+            let cells = info.strategy.cells(&bare);
+            assert_eq!(cells.len(), columns.len(), "{}", info.kind);
+            if info.kind != "Event" {
+                assert_eq!(columns[0].name, "Name", "{}", info.kind);
+                assert_eq!(cells[0], "x", "{}", info.kind);
+            }
+        }
+        let limits = registry.lookup("", "v1", "limitranges").cloned();
+        let Some(limits) = limits else {
+            panic!("limit ranges are served")
+        };
+        let t = build(
+            &limits,
+            [&bare].into_iter(),
+            IncludeObject::None,
+            None,
+            None,
+        );
+        assert_eq!(t["columnDefinitions"][1]["name"], "Created At");
+        assert_eq!(t["rows"][0]["cells"], json!(["x", "2020-01-01T00:00:00Z"]));
     }
 }

@@ -814,3 +814,440 @@ async fn openapi_v2_negotiates_protobuf_or_json_and_revalidates_by_etag() -> Res
     assert_eq!(code, 406);
     Ok(())
 }
+
+/// kubectl's table output as rows of cells, cut at the header's column
+/// offsets (kubectl left-aligns every cell under its header), after
+/// checking the header is exactly `headers`. AGE cells must read like an
+/// age and come back as `<age>`.
+fn printed_table(out: &str, headers: &[&str]) -> Vec<Vec<String>> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    let mut offsets = Vec::new();
+    let mut pos = 0;
+    for h in headers {
+        let found = header[pos..].find(h).map(|i| i + pos);
+        let Some(at) = found.filter(|at| header[pos..*at].trim().is_empty()) else {
+            panic!("header {header:?} is not {headers:?}");
+        };
+        offsets.push(at);
+        pos = at + h.len();
+    }
+    assert!(
+        header[pos..].trim().is_empty(),
+        "header {header:?} is not {headers:?}"
+    );
+    lines
+        .map(|line| {
+            (0..offsets.len())
+                .map(|i| {
+                    let end = offsets.get(i + 1).copied().unwrap_or(line.len());
+                    let cell = line
+                        .get(offsets[i]..end.min(line.len()))
+                        .unwrap_or("")
+                        .trim();
+                    if headers[i] != "AGE" {
+                        return cell.to_string();
+                    }
+                    let unit = cell.trim_start_matches(|c: char| c.is_ascii_digit());
+                    assert!(
+                        unit.len() < cell.len() && ["s", "m", "h"].contains(&unit),
+                        "{cell:?} is not an age in {line:?}"
+                    );
+                    "<age>".to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kubectl_get_prints_storage_priority_and_lease_tables_as_upstream() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let objects = r#"
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: example.com/nfs
+volumeBindingMode: WaitForFirstConsumer
+allowVolumeExpansion: true
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv1}
+spec:
+  capacity: {storage: 5Gi}
+  accessModes: [ReadOnlyMany, ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: fast
+  volumeMode: Filesystem
+  claimRef: {namespace: default, name: data}
+  nfs: {server: nfs.example.com, path: /exports/1}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+  storageClassName: fast
+  volumeName: pv1
+  volumeMode: Filesystem
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: unbound}
+spec:
+  accessModes: [ReadWriteOncePod]
+  resources: {requests: {storage: 1Gi}}
+  storageClassName: ""
+  volumeMode: Block
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: batch-low}
+value: 100
+preemptionPolicy: Never
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: n1, namespace: kube-node-lease}
+spec: {holderIdentity: n1, leaseDurationSeconds: 40}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: released, namespace: kube-node-lease}
+spec: {leaseDurationSeconds: 40}
+"#;
+    cp.kubectl(&["create", "-f", &cp.write("objects.yaml", objects)?])?;
+    for (kind, name, status) in [
+        ("pv", "pv1", r#"{"status":{"phase":"Bound"}}"#),
+        (
+            "pvc",
+            "data",
+            r#"{"status":{"phase":"Bound","capacity":{"storage":"5Gi"},"accessModes":["ReadWriteOnce","ReadOnlyMany"]}}"#,
+        ),
+    ] {
+        cp.kubectl(&[
+            "patch",
+            kind,
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ])?;
+    }
+
+    let pv = [
+        "NAME",
+        "CAPACITY",
+        "ACCESS MODES",
+        "RECLAIM POLICY",
+        "STATUS",
+        "CLAIM",
+        "STORAGECLASS",
+        "VOLUMEATTRIBUTESCLASS",
+        "REASON",
+        "AGE",
+    ];
+    let bound_pv = [
+        "pv1",
+        "5Gi",
+        "RWO,ROX",
+        "Retain",
+        "Bound",
+        "default/data",
+        "fast",
+        "<unset>",
+        "",
+        "<age>",
+    ];
+    assert_eq!(printed_table(&cp.kubectl(&["get", "pv"])?, &pv), [bound_pv]);
+    let wide = [&pv[..], &["VOLUMEMODE"]].concat();
+    let wide_row = [&bound_pv[..], &["Filesystem"]].concat();
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "pv", "-o", "wide"])?, &wide),
+        [wide_row]
+    );
+
+    let pvc = [
+        "NAME",
+        "STATUS",
+        "VOLUME",
+        "CAPACITY",
+        "ACCESS MODES",
+        "STORAGECLASS",
+        "VOLUMEATTRIBUTESCLASS",
+        "AGE",
+        "VOLUMEMODE",
+    ];
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "pvc", "-o", "wide"])?, &pvc),
+        [
+            [
+                "data",
+                "Bound",
+                "pv1",
+                "5Gi",
+                "RWO,ROX",
+                "fast",
+                "<unset>",
+                "<age>",
+                "Filesystem"
+            ],
+            [
+                "unbound", "Pending", "", "", "", "", "<unset>", "<age>", "Block"
+            ],
+        ]
+    );
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "pvc"])?, &pvc[..8]),
+        [
+            [
+                "data", "Bound", "pv1", "5Gi", "RWO,ROX", "fast", "<unset>", "<age>"
+            ],
+            ["unbound", "Pending", "", "", "", "", "<unset>", "<age>"],
+        ]
+    );
+
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "sc"])?,
+            &[
+                "NAME",
+                "PROVISIONER",
+                "RECLAIMPOLICY",
+                "VOLUMEBINDINGMODE",
+                "ALLOWVOLUMEEXPANSION",
+                "AGE"
+            ]
+        ),
+        [[
+            "fast (default)",
+            "example.com/nfs",
+            "Delete",
+            "WaitForFirstConsumer",
+            "true",
+            "<age>"
+        ]]
+    );
+
+    // The two built-in classes are listed with the new one.
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "pc"])?,
+            &["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+        ),
+        [
+            ["batch-low", "100", "false", "<age>", "Never"],
+            [
+                "system-cluster-critical",
+                "2000000000",
+                "false",
+                "<age>",
+                "PreemptLowerPriority"
+            ],
+            [
+                "system-node-critical",
+                "2000001000",
+                "false",
+                "<age>",
+                "PreemptLowerPriority"
+            ],
+        ]
+    );
+
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "lease", "-n", "kube-node-lease"])?,
+            &["NAME", "HOLDER", "AGE"]
+        ),
+        [["n1", "n1", "<age>"], ["released", "", "<age>"]]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_get_prints_workload_autoscaler_and_budget_tables_as_upstream() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let objects = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: redis, image: "redis:7"}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: done}
+spec:
+  completions: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: pi, image: perl}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: queue}
+spec:
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: worker, image: busybox}, {name: sidecar, image: envoy}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: hello}
+spec:
+  schedule: "*/5 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: hello, image: busybox}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+"#;
+    cp.kubectl(&["create", "-f", &cp.write("objects.yaml", objects)?])?;
+    cp.kubectl(&[
+        "patch",
+        "job",
+        "done",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"startTime":"2025-01-01T00:00:00Z","completionTime":"2025-01-01T00:01:05Z","succeeded":1,"conditions":[{"type":"Complete","status":"True"}]}}"#,
+    ])?;
+
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "sts"])?, &["NAME", "READY", "AGE"]),
+        [["db", "0/2", "<age>"]]
+    );
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "sts", "-o", "wide"])?,
+            &["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]
+        ),
+        [["db", "0/2", "<age>", "redis", "redis:7"]]
+    );
+
+    let job = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"];
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "job"])?, &job),
+        [
+            ["done", "Complete", "1/1", "65s", "<age>"],
+            ["queue", "Running", "0/1 of 2", "", "<age>"],
+        ]
+    );
+    let wide = [&job[..], &["CONTAINERS", "IMAGES", "SELECTOR"]].concat();
+    let rows = printed_table(&cp.kubectl(&["get", "job", "-o", "wide"])?, &wide);
+    let uid = cp.kubectl(&["get", "job", "queue", "-o", "jsonpath={.metadata.uid}"])?;
+    assert_eq!(
+        rows[1],
+        [
+            "queue",
+            "Running",
+            "0/1 of 2",
+            "",
+            "<age>",
+            "worker,sidecar",
+            "busybox,envoy",
+            &format!("batch.kubernetes.io/controller-uid={uid}"),
+        ]
+    );
+
+    let cronjob = [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ];
+    let row = [
+        "hello",
+        "*/5 * * * *",
+        "<none>",
+        "False",
+        "0",
+        "<none>",
+        "<age>",
+    ];
+    assert_eq!(
+        printed_table(&cp.kubectl(&["get", "cronjob"])?, &cronjob),
+        [row]
+    );
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "cj", "-o", "wide"])?,
+            &[&cronjob[..], &["CONTAINERS", "IMAGES", "SELECTOR"]].concat()
+        ),
+        [[&row[..], &["hello", "busybox", "<none>"]].concat()]
+    );
+
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "hpa"])?,
+            &[
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ]
+        ),
+        [[
+            "web",
+            "Deployment/web",
+            "cpu: <unknown>/80%",
+            "2",
+            "5",
+            "0",
+            "<age>"
+        ]]
+    );
+    assert_eq!(
+        printed_table(
+            &cp.kubectl(&["get", "pdb"])?,
+            &[
+                "NAME",
+                "MIN AVAILABLE",
+                "MAX UNAVAILABLE",
+                "ALLOWED DISRUPTIONS",
+                "AGE"
+            ]
+        ),
+        [["web", "1", "N/A", "0", "<age>"]]
+    );
+    Ok(())
+}

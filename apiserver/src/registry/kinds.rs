@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::ResourceInfo;
 use super::conversion::{Conversion, EVENTS_V1};
-use super::strategies as s;
+use super::strategies::{self as s, Printer as P};
 use super::strategy::Strategy;
 
 /// Round-trips a JSON object through the typed form of `K`.
@@ -105,7 +105,7 @@ pub fn all() -> Vec<ResourceInfo> {
     vec![
         // core/v1
         info::<core::ConfigMap>(row(s::ConfigMapStrategy).short(&["cm"])),
-        info::<core::Endpoints>(row(s::Plain::default()).short(&["ep"])),
+        info::<core::Endpoints>(row(s::Plain::default().printer(P::Endpoints)).short(&["ep"])),
         info::<core::Event>(row(s::EventStrategy).short(&["ev"])),
         info::<core::LimitRange>(row(s::Plain::default()).short(&["limits"])),
         info::<core::Namespace>(
@@ -115,14 +115,18 @@ pub fn all() -> Vec<ResourceInfo> {
         ),
         info::<core::Node>(row(s::NodeStrategy).short(&["no"]).subs(STATUS)),
         info::<core::PersistentVolumeClaim>(
-            row(s::Plain::with_status().initial_phase("Pending"))
-                .short(&["pvc"])
-                .subs(STATUS),
+            row(s::Plain::with_status()
+                .initial_phase("Pending")
+                .printer(P::PersistentVolumeClaim))
+            .short(&["pvc"])
+            .subs(STATUS),
         ),
         info::<core::PersistentVolume>(
-            row(s::Plain::with_status().initial_phase("Pending"))
-                .short(&["pv"])
-                .subs(STATUS),
+            row(s::Plain::with_status()
+                .initial_phase("Pending")
+                .printer(P::PersistentVolume))
+            .short(&["pv"])
+            .subs(STATUS),
         ),
         info::<core::Pod>(
             row(s::PodStrategy)
@@ -136,12 +140,18 @@ pub fn all() -> Vec<ResourceInfo> {
                 .all()
                 .subs(STATUS_SCALE),
         ),
-        info::<core::ResourceQuota>(row(s::Plain::with_status()).short(&["quota"]).subs(STATUS)),
+        info::<core::ResourceQuota>(
+            row(s::Plain::with_status().printer(P::ResourceQuota))
+                .short(&["quota"])
+                .subs(STATUS),
+        ),
         info::<core::Secret>(row(s::SecretStrategy)),
-        info::<core::ServiceAccount>(row(s::Plain::default()).short(&["sa"])),
+        info::<core::ServiceAccount>(
+            row(s::Plain::default().printer(P::ServiceAccount)).short(&["sa"]),
+        ),
         info::<core::Service>(row(s::ServiceStrategy).short(&["svc"]).all().subs(STATUS)),
         // apps/v1
-        info::<apps::ControllerRevision>(row(s::Plain::default())),
+        info::<apps::ControllerRevision>(row(s::Plain::default().printer(P::ControllerRevision))),
         info::<apps::DaemonSet>(
             row(s::Workload::daemon_set())
                 .short(&["ds"])
@@ -168,10 +178,12 @@ pub fn all() -> Vec<ResourceInfo> {
         ),
         // autoscaling/v2
         info::<autoscaling::HorizontalPodAutoscaler>(
-            row(s::Plain::with_status().generation())
-                .short(&["hpa"])
-                .all()
-                .subs(STATUS),
+            row(s::Plain::with_status()
+                .generation()
+                .printer(P::HorizontalPodAutoscaler))
+            .short(&["hpa"])
+            .all()
+            .subs(STATUS),
         ),
         // batch/v1
         info::<batch::CronJob>(
@@ -182,9 +194,9 @@ pub fn all() -> Vec<ResourceInfo> {
         ),
         info::<batch::Job>(row(s::Workload::job()).all().subs(STATUS)),
         // coordination.k8s.io/v1
-        info::<coordination::Lease>(row(s::Plain::default())),
+        info::<coordination::Lease>(row(s::Plain::default().printer(P::Lease))),
         // discovery.k8s.io/v1
-        info::<discovery::EndpointSlice>(row(s::Plain::default())),
+        info::<discovery::EndpointSlice>(row(s::Plain::default().printer(P::EndpointSlice))),
         // events.k8s.io/v1, stored with core/v1 events in their shape
         info::<events::Event>(
             row(s::EventStrategy)
@@ -193,19 +205,23 @@ pub fn all() -> Vec<ResourceInfo> {
         ),
         // networking.k8s.io/v1
         info::<networking::Ingress>(
-            row(s::Plain::with_status().generation())
+            row(s::Plain::with_status().generation().printer(P::Ingress))
                 .short(&["ing"])
                 .subs(STATUS),
         ),
         // policy/v1
         info::<policy::PodDisruptionBudget>(
-            row(s::Plain::with_status().generation())
-                .short(&["pdb"])
-                .subs(STATUS),
+            row(s::Plain::with_status()
+                .generation()
+                .printer(P::PodDisruptionBudget))
+            .short(&["pdb"])
+            .subs(STATUS),
         ),
         // scheduling.k8s.io/v1
         info::<scheduling::PriorityClass>(row(s::PriorityClassStrategy).short(&["pc"])),
         // storage.k8s.io/v1
-        info::<storage::StorageClass>(row(s::Plain::default()).short(&["sc"])),
+        info::<storage::StorageClass>(
+            row(s::Plain::default().printer(P::StorageClass)).short(&["sc"]),
+        ),
     ]
 }

@@ -17,20 +17,77 @@ pub enum NameRule {
     Path,
 }
 
-/// One table column value for `kubectl get`.
+/// One row's cells for `kubectl get`, one per [`Column`].
 pub type Cells = Vec<Value>;
 
-/// A column definition for `kubectl get`'s table.
-#[derive(Debug, Clone)]
+/// A column definition for `kubectl get`'s table, as upstream's printers
+/// declare it.
+#[derive(Debug, Clone, Copy)]
 pub struct Column {
-    /// Header, e.g. `READY`.
+    /// Header, e.g. `Ready` (kubectl prints it upper-cased).
     pub name: &'static str,
-    /// OpenAPI type of the cells: `string`, `integer`, `date`.
+    /// OpenAPI type of the cells: `string`, `integer`, `boolean`, `date`.
     pub type_: &'static str,
     /// Shown only with `-o wide` when > 0.
     pub priority: i32,
     /// Column description.
     pub description: &'static str,
+}
+
+impl Column {
+    /// A column shown by default (`priority` 0) or only with `-o wide` (1).
+    pub const fn new(
+        name: &'static str,
+        type_: &'static str,
+        priority: i32,
+        description: &'static str,
+    ) -> Self {
+        Column {
+            name,
+            type_,
+            priority,
+            description,
+        }
+    }
+
+    /// NAME, the first column of (almost) every table.
+    pub const NAME: Column = Column::new(
+        "Name",
+        "string",
+        0,
+        "Name must be unique within a namespace.",
+    );
+
+    /// AGE: how long ago the object was created ([`crate::table::age`]).
+    pub const AGE: Column = Column::new(
+        "Age",
+        "string",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
+
+    /// CREATED AT: the creation timestamp itself
+    /// ([`crate::table::created_at`]), in upstream's default table.
+    pub const CREATED_AT: Column = Column::new(
+        "Created At",
+        "date",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
+}
+
+/// Upstream's table for kinds without a printer of their own: NAME and
+/// CREATED AT.
+pub fn default_columns() -> Vec<Column> {
+    vec![Column::NAME, Column::CREATED_AT]
+}
+
+/// The cells for [`default_columns`].
+pub fn default_cells(obj: &Value) -> Cells {
+    vec![
+        Value::String(crate::registry::meta::name(obj).to_string()),
+        Value::String(crate::table::created_at(obj)),
+    ]
 }
 
 /// Per-kind behaviour of the generic store.
@@ -103,19 +160,15 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
-    /// Whether tables put NAME first and AGE after the narrow columns
-    /// (false: the kind's columns are the whole layout, as for events).
-    fn name_and_age_columns(&self) -> bool {
-        true
-    }
-
-    /// Table columns after NAME (and before AGE unless listed).
+    /// The table columns for `kubectl get`, all of them in upstream's
+    /// order (NAME and AGE included where upstream puts them); kubectl
+    /// hides those of priority > 0 unless `-o wide`.
     fn columns(&self) -> Vec<Column> {
-        Vec::new()
+        default_columns()
     }
 
-    /// The cells for [`Strategy::columns`], for one object.
-    fn cells(&self, _obj: &Value) -> Cells {
-        Vec::new()
+    /// The cells of one object, one per [`Strategy::columns`].
+    fn cells(&self, obj: &Value) -> Cells {
+        default_cells(obj)
     }
 }

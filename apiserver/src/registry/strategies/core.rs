@@ -4,8 +4,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::error::FieldError;
-use crate::registry::meta::{default_at, ensure_object};
+use crate::registry::meta::{self, default_at, ensure_object};
 use crate::registry::strategy::{Column, Strategy};
+use crate::table::age;
 
 /// Keys of ConfigMap and Secret data: `[-._a-zA-Z0-9]+`, not `.` or `..`.
 fn is_config_key(k: &str) -> bool {
@@ -78,16 +79,19 @@ impl Strategy for ConfigMapStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column {
-            name: "Data",
-            type_: "integer",
-            priority: 0,
-            description: "Number of data keys",
-        }]
+        vec![
+            Column::NAME,
+            Column::new("Data", "string", 0, "Number of data keys"),
+            Column::AGE,
+        ]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        vec![json!(count_keys(obj, &["data", "binaryData"]))]
+        vec![
+            json!(meta::name(obj)),
+            json!(count_keys(obj, &["data", "binaryData"])),
+            json!(age(obj)),
+        ]
     }
 }
 
@@ -139,25 +143,19 @@ impl Strategy for SecretStrategy {
 
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column {
-                name: "Type",
-                type_: "string",
-                priority: 0,
-                description: "The type of the secret",
-            },
-            Column {
-                name: "Data",
-                type_: "integer",
-                priority: 0,
-                description: "Number of data keys",
-            },
+            Column::NAME,
+            Column::new("Type", "string", 0, "The type of the secret"),
+            Column::new("Data", "string", 0, "Number of data keys"),
+            Column::AGE,
         ]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
         vec![
+            json!(meta::name(obj)),
             obj.get("type").cloned().unwrap_or(json!("")),
             json!(count_keys(obj, &["data"])),
+            json!(age(obj)),
         ]
     }
 }

@@ -51,10 +51,6 @@ impl Strategy for EventStrategy {
         ]
     }
 
-    fn name_and_age_columns(&self) -> bool {
-        false
-    }
-
     fn columns(&self) -> Vec<Column> {
         let c = |name, type_, priority, description| Column {
             name,

@@ -1,5 +1,6 @@
-//! The strategies of the built-in kinds. Most kinds need only [`Plain`];
-//! the rest carry upstream's defaulting and validation for their kind.
+//! The strategies of the built-in kinds. Most kinds need only [`Plain`]
+//! and their table's [`Printer`]; the rest carry upstream's defaulting,
+//! validation and table for their kind.
 
 mod core;
 mod event;
@@ -7,6 +8,7 @@ mod namespace;
 mod node;
 mod pod;
 mod podspec;
+mod printers;
 mod priorityclass;
 mod service;
 mod workload;
@@ -16,19 +18,23 @@ pub use event::EventStrategy;
 pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;
 pub use pod::PodStrategy;
+pub use printers::Printer;
 pub use priorityclass::PriorityClassStrategy;
 pub use service::ServiceStrategy;
 pub use workload::Workload;
 
-use super::strategy::Strategy;
+use super::strategy::{self, Cells, Column, Strategy};
 use serde_json::{Value, json};
 
-/// A kind with no behaviour of its own beyond a few switches.
+/// A kind with no behaviour of its own beyond a few switches and, for
+/// most, upstream's table ([`Printer`]); without one its table is
+/// upstream's default, NAME and CREATED AT.
 #[derive(Debug, Clone, Default)]
 pub struct Plain {
     generation: bool,
     status: bool,
     initial_phase: Option<&'static str>,
+    printer: Option<Printer>,
 }
 
 impl Plain {
@@ -51,6 +57,12 @@ impl Plain {
         self.initial_phase = Some(phase);
         self
     }
+
+    /// `kubectl get` prints the kind with upstream's `printer`.
+    pub fn printer(mut self, printer: Printer) -> Self {
+        self.printer = Some(printer);
+        self
+    }
 }
 
 impl Strategy for Plain {
@@ -65,6 +77,18 @@ impl Strategy for Plain {
     fn prepare_for_create(&self, obj: &mut Value) {
         if let Some(phase) = self.initial_phase {
             obj["status"] = json!({ "phase": phase });
+        }
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        self.printer
+            .map_or_else(strategy::default_columns, Printer::columns)
+    }
+
+    fn cells(&self, obj: &Value) -> Cells {
+        match self.printer {
+            Some(p) => p.cells(obj),
+            None => strategy::default_cells(obj),
         }
     }
 }

@@ -65,15 +65,18 @@ impl Strategy for NamespaceStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column {
-            name: "Status",
-            type_: "string",
-            priority: 0,
-            description: "The status of the namespace",
-        }]
+        vec![
+            Column::NAME,
+            Column::new("Status", "string", 0, "The status of the namespace"),
+            Column::AGE,
+        ]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        vec![obj.pointer("/status/phase").cloned().unwrap_or(json!(""))]
+        vec![
+            json!(crate::registry::meta::name(obj)),
+            obj.pointer("/status/phase").cloned().unwrap_or(json!("")),
+            json!(crate::table::age(obj)),
+        ]
     }
 }

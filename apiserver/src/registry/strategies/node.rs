@@ -1,9 +1,13 @@
 //! Nodes: status written by the kubelet at create, `spec.unschedulable`
 //! field label, and the `kubectl get nodes` columns.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 
+use crate::registry::meta;
 use crate::registry::strategy::{Column, Strategy};
+use crate::table::{age, or_none};
 
 /// Nodes.
 pub struct NodeStrategy;
@@ -47,8 +51,10 @@ impl Strategy for NodeStrategy {
             description,
         };
         vec![
+            Column::NAME,
             c("Status", 0, "The status of the node"),
             c("Roles", 0, "The roles of the node"),
+            Column::AGE,
             c("Version", 0, "Kubelet Version reported by the node."),
             c("Internal-IP", 1, "List of internal IPs."),
             c("External-IP", 1, "List of external IPs."),
@@ -65,42 +71,44 @@ impl Strategy for NodeStrategy {
     fn cells(&self, obj: &Value) -> Vec<Value> {
         let mut status = match condition_status(obj, "Ready") {
             Some("True") => "Ready".to_string(),
-            _ => "NotReady".to_string(),
+            Some(_) => "NotReady".to_string(),
+            None => "Unknown".to_string(),
         };
         if obj.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
             status.push_str(",SchedulingDisabled");
         }
-        let mut roles: Vec<String> = obj
+        // Upstream's roles: `node-role.kubernetes.io/<role>` keys and the
+        // `kubernetes.io/role` value, sorted and deduplicated.
+        let roles: BTreeSet<&str> = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|l| {
-                l.keys()
-                    .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_string)
-                    .collect()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+                Some(role) => Some(role),
+                None if k == "kubernetes.io/role" => v.as_str(),
+                None => None,
             })
-            .unwrap_or_default();
-        roles.sort();
+            .filter(|r| !r.is_empty())
+            .collect();
         let info = |f: &str| {
             obj.pointer(&format!("/status/nodeInfo/{f}"))
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string()
         };
+        let known = |s: String| if s.is_empty() { "<unknown>".into() } else { s };
         vec![
+            json!(meta::name(obj)),
             json!(status),
-            json!(if roles.is_empty() {
-                "<none>".to_string()
-            } else {
-                roles.join(",")
-            }),
+            json!(or_none(roles.into_iter().collect::<Vec<_>>().join(","))),
+            json!(age(obj)),
             json!(info("kubeletVersion")),
             json!(address(obj, "InternalIP")),
             json!(address(obj, "ExternalIP")),
-            json!(info("osImage")),
-            json!(info("kernelVersion")),
-            json!(info("containerRuntimeVersion")),
+            json!(known(info("osImage"))),
+            json!(known(info("kernelVersion"))),
+            json!(known(info("containerRuntimeVersion"))),
         ]
     }
 }

@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use super::podspec::{default_pod_spec, validate_pod_spec};
 use crate::error::FieldError;
+use crate::registry::meta;
 use crate::registry::strategy::{Column, Strategy};
-use crate::table::text_or_none;
+use crate::table::{age, text_or_none};
 
 /// Pods.
 pub struct PodStrategy;
@@ -201,6 +202,7 @@ impl Strategy for PodStrategy {
 
     fn columns(&self) -> Vec<Column> {
         vec![
+            Column::NAME,
             Column {
                 name: "Ready",
                 type_: "string",
@@ -219,6 +221,7 @@ impl Strategy for PodStrategy {
                 priority: 0,
                 description: "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
             },
+            Column::AGE,
             Column {
                 name: "IP",
                 type_: "string",
@@ -266,9 +269,11 @@ impl Strategy for PodStrategy {
             .and_then(Value::as_array)
             .map_or(0, |a| a.len());
         vec![
+            json!(meta::name(obj)),
             json!(format!("{ready}/{total}")),
             json!(display_status(obj)),
             json!(restarts.to_string()),
+            json!(age(obj)),
             json!(text("/status/podIP")),
             json!(text("/spec/nodeName")),
             json!(text("/status/nominatedNodeName")),

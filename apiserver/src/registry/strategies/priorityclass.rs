@@ -11,7 +11,8 @@ use crate::registry::admission::priority::{
     SystemPriorityClass,
 };
 use crate::registry::meta::{self, default_at};
-use crate::registry::strategy::Strategy;
+use crate::registry::strategy::{Cells, Column, Strategy};
+use crate::table::age;
 
 /// PriorityClasses.
 pub struct PriorityClassStrategy;
@@ -88,6 +89,40 @@ impl Strategy for PriorityClassStrategy {
     fn forbid_delete(&self, obj: &Value) -> Option<&'static str> {
         SystemPriorityClass::named(meta::name(obj))
             .map(|_| "this is a system priority class and cannot be deleted")
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::NAME,
+            Column::new("Value", "integer", 0, "The value of this priority class."),
+            Column::new(
+                "Global-Default",
+                "boolean",
+                0,
+                "Whether this priority class is the default for pods without a class.",
+            ),
+            Column::AGE,
+            Column::new(
+                "PreemptionPolicy",
+                "string",
+                0,
+                "The policy for preempting pods with lower priority.",
+            ),
+        ]
+    }
+
+    fn cells(&self, obj: &Value) -> Cells {
+        vec![
+            json!(meta::name(obj)),
+            json!(meta::int_at(obj, "/value")),
+            json!(
+                obj.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            json!(age(obj)),
+            json!(meta::pointer_string(obj, "/preemptionPolicy")),
+        ]
     }
 }
 

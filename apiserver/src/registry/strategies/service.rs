@@ -108,10 +108,12 @@ impl Strategy for ServiceStrategy {
             description,
         };
         vec![
+            Column::NAME,
             c("Type", 0, "The type of service"),
             c("Cluster-IP", 0, "The cluster IP of the service"),
             c("External-IP", 0, "The external IP of the service"),
             c("Port(s)", 0, "The ports of the service"),
+            Column::AGE,
             c("Selector", 1, "The selector of the service"),
         ]
     }
@@ -160,6 +162,7 @@ impl Strategy for ServiceStrategy {
             })
             .unwrap_or_default();
         vec![
+            json!(crate::registry::meta::name(obj)),
             json!(text("/spec/type")),
             json!(text("/spec/clusterIP")),
             json!(external),
@@ -168,6 +171,7 @@ impl Strategy for ServiceStrategy {
             } else {
                 ports.join(",")
             }),
+            json!(crate::table::age(obj)),
             json!(if selector.is_empty() {
                 "<none>".to_string()
             } else {

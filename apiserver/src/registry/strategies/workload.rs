@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 
 use super::podspec::{default_pod_spec, validate_pod_spec};
 use crate::error::FieldError;
-use crate::registry::meta::default_at;
+use crate::registry::meta::{self, default_at};
+use crate::registry::scale::selector_string;
 use crate::registry::strategy::{Column, Strategy};
+use crate::table::{age, between, or_none, since, text_or_none};
 use crate::validation::validate_label_map;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,67 +321,136 @@ impl Strategy for Workload {
     }
 
     fn columns(&self) -> Vec<Column> {
-        let c = |name, type_, priority| Column {
+        let c = |name, type_, priority, description| Column {
             name,
             type_,
             priority,
-            description: "",
+            description,
         };
-        let mut cols = match self.kind {
+        let mut cols = vec![Column::NAME];
+        cols.extend(match self.kind {
             Kind::Deployment => vec![
-                c("Ready", "string", 0),
-                c("Up-to-date", "integer", 0),
-                c("Available", "integer", 0),
+                c("Ready", "string", 0, "Number of the pod with ready state"),
+                c("Up-to-date", "string", 0, "Pods with the desired template."),
+                c(
+                    "Available",
+                    "string",
+                    0,
+                    "Pods available for minReadySeconds.",
+                ),
             ],
             Kind::Replicated => vec![
-                c("Desired", "integer", 0),
-                c("Current", "integer", 0),
-                c("Ready", "integer", 0),
+                c("Desired", "integer", 0, "The number of desired replicas."),
+                c("Current", "integer", 0, "The observed number of replicas."),
+                c("Ready", "integer", 0, "The number of ready replicas."),
             ],
             Kind::DaemonSet => vec![
-                c("Desired", "integer", 0),
-                c("Current", "integer", 0),
-                c("Ready", "integer", 0),
-                c("Up-to-date", "integer", 0),
-                c("Available", "integer", 0),
-                c("Node Selector", "string", 0),
+                c(
+                    "Desired",
+                    "integer",
+                    0,
+                    "Nodes that should run the daemon pod.",
+                ),
+                c(
+                    "Current",
+                    "integer",
+                    0,
+                    "Nodes running the daemon pod that should.",
+                ),
+                c("Ready", "integer", 0, "Nodes with the daemon pod ready."),
+                c(
+                    "Up-to-date",
+                    "integer",
+                    0,
+                    "Nodes running the updated daemon pod.",
+                ),
+                c(
+                    "Available",
+                    "integer",
+                    0,
+                    "Nodes with the daemon pod available.",
+                ),
+                c(
+                    "Node Selector",
+                    "string",
+                    0,
+                    "The node selector of the pod template.",
+                ),
             ],
-            Kind::StatefulSet => vec![c("Ready", "string", 0)],
+            Kind::StatefulSet => vec![c(
+                "Ready",
+                "string",
+                0,
+                "Number of the pod with ready state",
+            )],
             Kind::Job => vec![
-                c("Status", "string", 0),
-                c("Completions", "string", 0),
-                c("Duration", "string", 0),
+                c("Status", "string", 0, "Status of the job."),
+                c(
+                    "Completions",
+                    "string",
+                    0,
+                    "Succeeded pods of the completions.",
+                ),
+                c(
+                    "Duration",
+                    "string",
+                    0,
+                    "Time required to complete the job.",
+                ),
             ],
             Kind::CronJob => vec![
-                c("Schedule", "string", 0),
-                c("Timezone", "string", 0),
-                c("Suspend", "boolean", 0),
-                c("Active", "integer", 0),
-                c("Last Schedule", "string", 0),
+                c("Schedule", "string", 0, "The schedule in Cron format."),
+                c(
+                    "Timezone",
+                    "string",
+                    0,
+                    "The time zone name for the given schedule.",
+                ),
+                c(
+                    "Suspend",
+                    "boolean",
+                    0,
+                    "Whether subsequent executions are suspended.",
+                ),
+                c("Active", "integer", 0, "The number of running jobs."),
+                c(
+                    "Last Schedule",
+                    "string",
+                    0,
+                    "When a job was last scheduled.",
+                ),
             ],
-        };
-        if self.kind != Kind::CronJob {
-            cols.extend([
-                c("Containers", "string", 1),
-                c("Images", "string", 1),
-                c("Selector", "string", 1),
-            ]);
+        });
+        cols.extend([
+            Column::AGE,
+            c(
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            c(
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+        ]);
+        if self.kind != Kind::StatefulSet {
+            cols.push(c("Selector", "string", 1, "A label query over pods."));
         }
         cols
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let n = |f: &str| {
-            obj.pointer(&format!("/status/{f}"))
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-        };
+        let n = |f: &str| meta::int_at(obj, &format!("/status/{f}"));
         let spec_n = |f: &str, d: i64| {
             obj.pointer(&format!("/spec/{f}"))
                 .and_then(Value::as_i64)
                 .unwrap_or(d)
         };
-        let mut cells = match self.kind {
+        let mut cells = vec![json!(meta::name(obj))];
+        cells.extend(match self.kind {
             Kind::Deployment => vec![
                 json!(format!("{}/{}", n("readyReplicas"), spec_n("replicas", 1))),
                 json!(n("updatedReplicas")),
@@ -390,92 +461,73 @@ impl Strategy for Workload {
                 json!(n("replicas")),
                 json!(n("readyReplicas")),
             ],
-            Kind::DaemonSet => {
-                let sel = obj
-                    .pointer("/spec/template/spec/nodeSelector")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "<none>".into());
-                vec![
-                    json!(n("desiredNumberScheduled")),
-                    json!(n("currentNumberScheduled")),
-                    json!(n("numberReady")),
-                    json!(n("updatedNumberScheduled")),
-                    json!(n("numberAvailable")),
-                    json!(sel),
-                ]
-            }
+            Kind::DaemonSet => vec![
+                json!(n("desiredNumberScheduled")),
+                json!(n("currentNumberScheduled")),
+                json!(n("numberReady")),
+                json!(n("updatedNumberScheduled")),
+                json!(n("numberAvailable")),
+                json!(or_none(selector_string(
+                    obj.pointer("/spec/template/spec/nodeSelector")
+                ))),
+            ],
             Kind::StatefulSet => vec![json!(format!(
                 "{}/{}",
                 n("readyReplicas"),
                 spec_n("replicas", 1)
             ))],
-            Kind::Job => {
-                let status = job_status(obj);
-                let completions = obj.pointer("/spec/completions").and_then(Value::as_i64);
-                let done = n("succeeded");
-                let comp = match completions {
-                    Some(c) => format!("{done}/{c}"),
-                    None => format!("{done}/1 of {}", spec_n("parallelism", 1)),
-                };
-                vec![json!(status), json!(comp), json!("")]
-            }
+            Kind::Job => vec![
+                json!(job_status(obj)),
+                json!(job_completions(obj)),
+                json!(job_duration(obj)),
+            ],
             Kind::CronJob => vec![
                 obj.pointer("/spec/schedule").cloned().unwrap_or(json!("")),
+                json!(text_or_none(obj, "/spec/timeZone")),
                 json!(
-                    obj.pointer("/spec/timeZone")
-                        .and_then(Value::as_str)
-                        .unwrap_or("<none>")
+                    match obj.pointer("/spec/suspend").and_then(Value::as_bool) {
+                        Some(true) => "True",
+                        Some(false) => "False",
+                        None => "<unset>",
+                    }
                 ),
-                obj.pointer("/spec/suspend")
-                    .cloned()
-                    .unwrap_or(json!(false)),
                 json!(
                     obj.pointer("/status/active")
                         .and_then(Value::as_array)
                         .map_or(0, |a| a.len())
                 ),
-                json!(
-                    obj.pointer("/status/lastScheduleTime")
-                        .and_then(Value::as_str)
-                        .unwrap_or("<none>")
-                ),
+                json!(match obj.pointer("/status/lastScheduleTime") {
+                    Some(Value::String(t)) => since(t),
+                    _ => "<none>".to_string(),
+                }),
             ],
+        });
+        cells.push(json!(age(obj)));
+        let template = obj.pointer(self.template_pointer());
+        let containers = template
+            .and_then(|t| t.pointer("/spec/containers"))
+            .and_then(Value::as_array);
+        let field = |f: &str| {
+            containers
+                .into_iter()
+                .flatten()
+                .map(|c| c.get(f).and_then(Value::as_str).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        if self.kind != Kind::CronJob {
-            let containers = obj
-                .pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array);
-            let names: Vec<&str> = containers
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                .collect();
-            let images: Vec<&str> = containers
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("image").and_then(Value::as_str))
-                .collect();
-            let sel = obj
-                .pointer("/spec/selector/matchLabels")
-                .or_else(|| obj.pointer("/spec/selector"));
-            let sel = sel
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            cells.extend([json!(names.join(",")), json!(images.join(",")), json!(sel)]);
-        }
+        cells.extend([json!(field("name")), json!(field("image"))]);
+        let selector = match self.kind {
+            Kind::StatefulSet => return cells,
+            Kind::CronJob => obj.pointer("/spec/jobTemplate/spec/selector"),
+            _ => obj.pointer("/spec/selector"),
+        };
+        // Deployments print the bare selector; the rest `<none>` for none.
+        let selector = selector_string(selector);
+        cells.push(json!(if self.kind == Kind::Deployment {
+            selector
+        } else {
+            or_none(selector)
+        }));
         cells
     }
 }
@@ -496,22 +548,53 @@ fn default_job_spec(spec: Option<&mut Value>) {
     );
 }
 
+/// A Job's STATUS cell, in upstream's order of precedence.
 fn job_status(obj: &Value) -> &'static str {
     let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    // Upstream reads the first condition of a type.
     let is = |t: &str| {
         conditions
             .into_iter()
             .flatten()
-            .any(|c| c.get("type") == Some(&json!(t)) && c.get("status") == Some(&json!("True")))
+            .find(|c| c.get("type") == Some(&json!(t)))
+            .is_some_and(|c| c.get("status") == Some(&json!("True")))
     };
     if is("Complete") {
         "Complete"
     } else if is("Failed") {
         "Failed"
+    } else if meta::is_terminating(obj) {
+        "Terminating"
     } else if is("Suspended") {
         "Suspended"
+    } else if is("FailureTarget") {
+        "FailureTarget"
     } else {
         "Running"
+    }
+}
+
+/// A Job's COMPLETIONS cell: `succeeded/completions`, or for a work queue
+/// `succeeded/1` (`of <parallelism>` when that is above 1).
+fn job_completions(obj: &Value) -> String {
+    let succeeded = meta::int_at(obj, "/status/succeeded");
+    match obj.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match meta::int_at(obj, "/spec/parallelism") {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    }
+}
+
+/// A Job's DURATION cell: from its start to its completion, or to now
+/// while it runs; empty before it starts.
+fn job_duration(obj: &Value) -> String {
+    let at = |p: &str| obj.pointer(p).and_then(Value::as_str);
+    match (at("/status/startTime"), at("/status/completionTime")) {
+        (None, _) => String::new(),
+        (Some(start), None) => since(start),
+        (Some(start), Some(end)) => between(start, end).unwrap_or_default(),
     }
 }
 
