@@ -152,6 +152,11 @@ impl SchedulingQueue {
                         self.requeue(q, now);
                     }
                     Where::Unschedulable => {}
+                    Where::InFlight if relevant => {
+                        // Decided on the old version: if that attempt
+                        // fails, retry rather than park.
+                        self.move_cycle += 1;
+                    }
                     Where::Active => {
                         let q = q.clone();
                         self.push_active(q);
@@ -433,6 +438,20 @@ mod tests {
             popped(&mut q, later).as_deref(),
             Some("p"),
             "a spec change retries it"
+        );
+    }
+
+    #[test]
+    fn a_change_during_the_attempt_retries_instead_of_parking() {
+        let mut q = queue();
+        let t = Instant::now();
+        q.add_or_update(info("p", 0), t);
+        assert!(q.pop(t).is_some());
+        q.add_or_update(info("p", 7), t);
+        q.add_unschedulable("p", BTreeSet::new(), t);
+        assert_eq!(
+            popped(&mut q, t + Duration::from_secs(1)).as_deref(),
+            Some("p")
         );
     }
 

@@ -70,7 +70,7 @@ impl CycleState {
     fn position(&self, key: &str) -> Option<usize> {
         self.data
             .iter()
-            .position(|(k, _)| std::ptr::eq(k.as_ptr(), key.as_ptr()) || *k == key)
+            .position(|(k, _)| std::ptr::eq(*k, key) || *k == key)
     }
 }
 

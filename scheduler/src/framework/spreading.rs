@@ -83,10 +83,11 @@ pub fn default_selector(pod: &PodInfo, snapshot: &Snapshot) -> Option<Selector> 
         .flatten()
         .find(|o| o.controller == Some(true));
     if let Some(owner) = owner {
-        let group = owner.api_version.split('/').next().unwrap_or_default();
         let known = matches!(
-            (group, owner.kind.as_str()),
-            ("v1", "ReplicationController") | ("apps", "ReplicaSet") | ("apps", "StatefulSet")
+            (owner.api_version.as_str(), owner.kind.as_str()),
+            ("v1", "ReplicationController")
+                | ("apps/v1", "ReplicaSet")
+                | ("apps/v1", "StatefulSet")
         );
         let key = (
             owner.kind.clone(),

@@ -112,8 +112,26 @@ impl TopologyCounts {
         own + shared
     }
 
+    /// Whether no pair has a non-zero count. Preemption's what-ifs may
+    /// cancel shared counts with negative ones, so then every total is
+    /// checked (upstream drops pairs that reach zero).
     fn is_empty(&self) -> bool {
-        self.base.is_empty() && self.overlay.is_empty()
+        let cancelling = self
+            .overlay
+            .values()
+            .flat_map(|m| m.values())
+            .any(|n| *n < 0);
+        if !cancelling {
+            return self.base.is_empty() && self.overlay.is_empty();
+        }
+        let shared = self
+            .base
+            .iter()
+            .filter_map(|(k, d)| Some((k.as_str(), d.get(k.as_str())?)));
+        let own = self.overlay.iter().map(|(k, m)| (k.as_str(), m));
+        !shared
+            .chain(own)
+            .any(|(k, values)| values.keys().any(|v| self.get(k, v) != 0))
     }
 
     /// Counts the snapshot's domain counts of a group for `key`.
@@ -688,6 +706,23 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Node, Pod};
     use serde_json::json;
+
+    #[test]
+    fn shared_counts_cancelled_by_what_ifs_count_as_empty() {
+        let mut domains = DomainCounts::default();
+        domains
+            .entry("zone".to_string())
+            .or_default()
+            .insert("a".to_string(), 2);
+        let mut counts = TopologyCounts::default();
+        counts.add_shared("zone", &Arc::new(domains));
+        assert!(!counts.is_empty());
+        counts.add("zone", "a", -1);
+        assert!(!counts.is_empty(), "one pod left");
+        assert_eq!(counts.get("zone", "a"), 1);
+        counts.add("zone", "a", -1);
+        assert!(counts.is_empty(), "every matching pod removed");
+    }
 
     fn node(name: &str, zone: Option<&str>) -> NodeInfo {
         let mut labels = json!({"kubernetes.io/hostname": name});

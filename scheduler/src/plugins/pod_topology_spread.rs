@@ -67,6 +67,21 @@ pub struct PodTopologySpread {
     system_defaults: bool,
 }
 
+/// The domain a node is in for `key` when scoring: its label, or (under
+/// system defaults, where nodes lacking a key still count) the empty
+/// domain upstream reads a missing label as.
+fn domain_of<'a>(
+    labels: &'a BTreeMap<String, String>,
+    key: &str,
+    require_all_keys: bool,
+) -> Option<&'a str> {
+    match labels.get(key) {
+        Some(v) => Some(v.as_str()),
+        None if !require_all_keys => Some(""),
+        None => None,
+    }
+}
+
 /// Upstream's `systemDefaultConstraints`.
 fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
     let c = |key: &str, skew: i32| TopologySpreadConstraint {
@@ -521,7 +536,7 @@ impl Plugin for PodTopologySpread {
                 if c.topology_key == LABEL_HOSTNAME {
                     continue;
                 }
-                if let Some(value) = node.labels.get(&c.topology_key) {
+                if let Some(value) = domain_of(&node.labels, &c.topology_key, require_all_keys) {
                     add_count(&mut domain_counts[i], value, 0);
                 }
             }
@@ -548,9 +563,7 @@ impl Plugin for PodTopologySpread {
                 if !c.includes(&inclusion) {
                     continue;
                 }
-                let count = node
-                    .labels
-                    .get(&c.topology_key)
+                let count = domain_of(&node.labels, &c.topology_key, require_all_keys)
                     .and_then(|value| domain_counts[i].get_mut(value));
                 if let Some(count) = count {
                     *count += c.count_matching(&node.pods, &pod.namespace);
