@@ -33,6 +33,9 @@ pub struct Profile {
     pub percentage_of_nodes_to_score: Option<u32>,
 }
 
+// A profile's filters are distinct registry plugins, so they fit the set.
+const _: () = assert!(REGISTRY.len() <= 128);
+
 /// The filter plugins (by position in [`Profile::filters`]) whose
 /// PreFilter said to skip them for this pod: a bit set, since it is read
 /// for every plugin on every node.
