@@ -116,7 +116,10 @@ async fn measure(port: u16, before: f64, n: usize, timeout: Duration) -> Result<
     let target = before + n as f64;
     let deadline = Instant::now() + timeout;
     let mut first: Option<Instant> = None;
+    // Sample at a fixed rate, however long one scrape takes.
+    let mut samples = tokio::time::interval(Duration::from_millis(100));
     loop {
+        samples.tick().await;
         let now = Instant::now();
         let bound = bound_so_far(port).await?;
         if bound > before && first.is_none() {
@@ -132,7 +135,6 @@ async fn measure(port: u16, before: f64, n: usize, timeout: Duration) -> Result<
                 bound - before
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
