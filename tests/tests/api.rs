@@ -1123,3 +1123,48 @@ async fn system_priority_classes_exist_from_the_start_and_are_protected() -> Res
     assert_eq!(api_error(&err), Some((422, "Invalid".into())));
     Ok(())
 }
+
+#[tokio::test]
+async fn volumes_and_autoscalers_get_upstreams_defaults() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(client.clone());
+    let pv = serde_json::from_value(json!({"metadata": {"name": "disk"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/disk"}}}))?;
+    let pv = pvs.create(&PostParams::default(), &pv).await?;
+    let spec = pv.spec.context("pv spec")?;
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Retain")
+    );
+    assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"));
+    assert_eq!(pv.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), "default");
+    let pvc = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))?;
+    let pvc = pvcs.create(&PostParams::default(), &pvc).await?;
+    assert_eq!(
+        pvc.spec.and_then(|s| s.volume_mode).as_deref(),
+        Some("Filesystem")
+    );
+
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client, "default");
+    let hpa = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"maxReplicas": 5, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}))?;
+    let hpa = hpas.create(&PostParams::default(), &hpa).await?;
+    let spec = hpa.spec.context("hpa spec")?;
+    assert_eq!(spec.min_replicas, Some(1));
+    let metric = spec.metrics.unwrap_or_default();
+    let target = metric
+        .first()
+        .and_then(|m| m.resource.as_ref())
+        .map(|r| (r.name.clone(), r.target.average_utilization));
+    assert_eq!(target, Some(("cpu".to_string(), Some(80))));
+    let table = cp.kubectl(&["get", "hpa", "web"])?;
+    assert!(table.contains("cpu: <unknown>/80%"), "{table}");
+    Ok(())
+}

@@ -117,6 +117,7 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<core::PersistentVolumeClaim>(
             row(s::Plain::with_status()
                 .initial_phase("Pending")
+                .defaults(s::defaults::persistent_volume_claim)
                 .printer(P::PersistentVolumeClaim))
             .short(&["pvc"])
             .subs(STATUS),
@@ -124,6 +125,7 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<core::PersistentVolume>(
             row(s::Plain::with_status()
                 .initial_phase("Pending")
+                .defaults(s::defaults::persistent_volume)
                 .printer(P::PersistentVolume))
             .short(&["pv"])
             .subs(STATUS),
@@ -180,6 +182,7 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<autoscaling::HorizontalPodAutoscaler>(
             row(s::Plain::with_status()
                 .generation()
+                .defaults(s::defaults::horizontal_pod_autoscaler)
                 .printer(P::HorizontalPodAutoscaler))
             .short(&["hpa"])
             .all()

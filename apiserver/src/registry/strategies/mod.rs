@@ -3,6 +3,7 @@
 //! validation and table for their kind.
 
 mod core;
+pub mod defaults;
 mod event;
 mod namespace;
 mod node;
@@ -35,6 +36,7 @@ pub struct Plain {
     status: bool,
     initial_phase: Option<&'static str>,
     printer: Option<Printer>,
+    defaults: Option<fn(&mut Value)>,
 }
 
 impl Plain {
@@ -58,6 +60,13 @@ impl Plain {
         self
     }
 
+    /// Every write gets upstream's defaults for the kind (see
+    /// [`defaults`]).
+    pub fn defaults(mut self, apply: fn(&mut Value)) -> Self {
+        self.defaults = Some(apply);
+        self
+    }
+
     /// `kubectl get` prints the kind with upstream's `printer`.
     pub fn printer(mut self, printer: Printer) -> Self {
         self.printer = Some(printer);
@@ -72,6 +81,12 @@ impl Strategy for Plain {
 
     fn has_status(&self) -> bool {
         self.status
+    }
+
+    fn apply_defaults(&self, obj: &mut Value) {
+        if let Some(apply) = self.defaults {
+            apply(obj);
+        }
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
