@@ -226,7 +226,14 @@ impl Actions {
         if let Some(n) = nominate {
             status["nominatedNodeName"] = json!(n);
         }
-        self.patch_status(pod, json!({"status": status}));
+        // Pinned to the version decided on: if the pod has changed since
+        // (bound by a later attempt, say), this stale verdict is dropped
+        // instead of overwriting PodScheduled=True.
+        let mut body = json!({"status": status});
+        if let Some(rv) = pod.pod.metadata.resource_version.as_deref() {
+            body["metadata"] = json!({"resourceVersion": rv});
+        }
+        self.patch_status(pod, body);
     }
 
     /// Clears a pod's nominated node (a lower-priority pod displaced by a

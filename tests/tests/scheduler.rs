@@ -491,13 +491,13 @@ async fn gated_pods_wait_until_their_last_gate_is_removed() -> Result<()> {
         "{refused:?}"
     );
     let wrong_uid = json!({"apiVersion": "v1", "kind": "Binding",
-        "metadata": {"name": "marker", "uid": "not-the-uid"},
+        "metadata": {"name": "gated", "uid": "not-the-uid"},
         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
     let refused = pods
-        .create_subresource::<_, Value>("binding", "marker", &PostParams::default(), &wrong_uid)
+        .create_subresource::<_, Value>("binding", "gated", &PostParams::default(), &wrong_uid)
         .await;
     assert!(
-        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 409),
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 409 && s.message.contains("UID in precondition: not-the-uid")),
         "{refused:?}"
     );
     pods.patch(
