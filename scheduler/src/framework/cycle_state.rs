@@ -3,6 +3,7 @@
 //! node preemption evaluates, so every entry must be cloneable.
 
 use std::any::Any;
+use std::borrow::Cow;
 
 /// A value a plugin keeps in the cycle state.
 pub trait StateData: Any + Send + Sync {
@@ -59,6 +60,19 @@ impl CycleState {
     pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
         let i = self.position(key)?;
         self.data[i].1.as_ref().as_any().downcast_ref()
+    }
+
+    /// The value under `key`, or `compute`d now when PreScore did not store
+    /// it (upstream's Score falls back the same way).
+    pub fn read_or<T: Any + Clone>(
+        &self,
+        key: &'static str,
+        compute: impl FnOnce() -> T,
+    ) -> Cow<'_, T> {
+        match self.read::<T>(key) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(compute()),
+        }
     }
 
     /// The value under `key` for update, if it is a `T`.

@@ -10,6 +10,8 @@ pub mod resources;
 pub mod snapshot;
 pub mod spreading;
 pub mod status;
+#[cfg(test)]
+pub mod testing;
 pub mod types;
 
 pub use cycle_state::CycleState;

@@ -111,58 +111,42 @@ impl Plugin for BalancedAllocation {
     }
 
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-        let computed;
-        let requests = match state.read::<Vec<i64>>(PRE_SCORE_KEY) {
-            Some(r) => r,
-            None => {
-                computed = self.pod_requests(pod);
-                &computed
-            }
-        };
-        balanced_score(self.resources.iter().zip(requests).map(|(name, &req)| {
-            let (alloc, requested) = node.allocatable_and_requested(name, req, false);
-            (requested, alloc)
-        }))
+        let requests = state.read_or(PRE_SCORE_KEY, || self.pod_requests(pod));
+        balanced_score(
+            self.resources
+                .iter()
+                .zip(requests.iter())
+                .map(|(name, &req)| {
+                    let (alloc, requested) = node.allocatable_and_requested(name, req, false);
+                    (requested, alloc)
+                }),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Node, Pod};
+    use crate::framework::testing;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn pod(name: &str, requests: Value) -> PodInfo {
-        let pod: Pod = serde_json::from_value(json!({
+        testing::pod(json!({
             "metadata": {"name": name, "namespace": "default", "uid": name},
             "spec": {"containers": [{"name": "c", "resources": {"requests": requests}}]},
         }))
-        .expect("pod");
-        PodInfo::new(Arc::new(pod))
     }
 
     fn node(name: &str, allocatable: Value, pods: Vec<PodInfo>) -> NodeInfo {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "status": {"allocatable": allocatable},
-        }))
-        .expect("node");
-        let mut info = NodeInfo::new(Arc::new(node));
-        for p in pods {
-            info.add_pod(Arc::new(p));
-        }
-        info
+        testing::node(
+            json!({"metadata": {"name": name}, "status": {"allocatable": allocatable}}),
+            pods,
+        )
     }
 
     fn scores(pl: &BalancedAllocation, p: &PodInfo, nodes: &[NodeInfo]) -> Vec<i64> {
-        let mut state = CycleState::default();
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
-        assert!(
-            pl.pre_score(&mut state, p, &refs, &Snapshot::default())
-                .is_success()
-        );
-        nodes.iter().map(|n| pl.score(&state, p, n)).collect()
+        testing::scores(pl, p, &refs, &Snapshot::default(), false).expect("scored")
     }
 
     #[test]

@@ -107,9 +107,8 @@ impl Plugin for ImageLocality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Node, Pod};
+    use crate::framework::testing;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn pod(images: &[&str]) -> PodInfo {
         let containers: Vec<Value> = images
@@ -117,43 +116,24 @@ mod tests {
             .enumerate()
             .map(|(i, img)| json!({"name": format!("c{i}"), "image": img}))
             .collect();
-        let pod: Pod = serde_json::from_value(json!({
+        testing::pod(json!({
             "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": containers},
         }))
-        .expect("pod");
-        PodInfo::new(Arc::new(pod))
     }
 
     fn node(name: &str, images: Value) -> NodeInfo {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "status": {"images": images},
-        }))
-        .expect("node");
-        NodeInfo::new(Arc::new(node))
+        testing::node(
+            json!({"metadata": {"name": name}, "status": {"images": images}}),
+            vec![],
+        )
     }
 
-    fn snapshot(nodes: Vec<NodeInfo>) -> Snapshot {
-        let mut s = Snapshot::default();
-        for n in nodes {
-            s.upsert_node(n);
-        }
-        s
-    }
+    use testing::snapshot;
 
     fn scores(p: &PodInfo, snap: &Snapshot) -> Vec<i64> {
-        let mut state = CycleState::default();
         let refs: Vec<&NodeInfo> = snap.nodes.iter().collect();
-        assert!(
-            ImageLocality
-                .pre_score(&mut state, p, &refs, snap)
-                .is_success()
-        );
-        snap.nodes
-            .iter()
-            .map(|n| ImageLocality.score(&state, p, n))
-            .collect()
+        testing::scores(&ImageLocality, p, &refs, snap, false).expect("scored")
     }
 
     #[test]

@@ -704,6 +704,7 @@ impl Plugin for InterPodAffinity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::testing;
     use k8s_openapi::api::core::v1::{Node, Pod};
     use serde_json::json;
 
@@ -762,23 +763,14 @@ mod tests {
         )
     }
 
-    fn snapshot(nodes: Vec<NodeInfo>) -> Snapshot {
-        let mut s = Snapshot::default();
-        for n in nodes {
-            s.upsert_node(n);
-        }
-        s
-    }
+    use testing::snapshot;
 
     fn plugin() -> InterPodAffinity {
         InterPodAffinity::new(&json!({})).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn run_filter(snap: &Snapshot, p: &PodInfo) -> Vec<Status> {
-        let pl = plugin();
-        let mut state = CycleState::default();
-        assert_eq!(pl.pre_filter(&mut state, p, snap), Status::Success);
-        snap.nodes.iter().map(|n| pl.filter(&state, p, n)).collect()
+        testing::filters(&plugin(), p, snap)
     }
 
     #[test]
@@ -949,14 +941,8 @@ mod tests {
     }
 
     fn scores(pl: &InterPodAffinity, snap: &Snapshot, p: &PodInfo) -> Option<Vec<i64>> {
-        let mut state = CycleState::default();
         let nodes: Vec<&NodeInfo> = snap.nodes.iter().collect();
-        if pl.pre_score(&mut state, p, &nodes, snap) == Status::Skip {
-            return None;
-        }
-        let mut s: Vec<i64> = nodes.iter().map(|n| pl.score(&state, p, n)).collect();
-        pl.normalize_scores(&state, p, &mut s);
-        Some(s)
+        testing::scores(pl, p, &nodes, snap, true)
     }
 
     #[test]

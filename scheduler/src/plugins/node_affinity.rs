@@ -226,26 +226,20 @@ impl Plugin for NodeAffinity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Node, Pod};
+    use crate::framework::testing;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn pod(spec: Value) -> PodInfo {
         let mut spec = spec;
         spec["containers"] = json!([{"name": "c"}]);
-        let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "p", "namespace": "default"},
-            "spec": spec,
-        }))
-        .expect("pod");
-        PodInfo::new(Arc::new(pod))
+        testing::pod(json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec}))
     }
 
     fn node(name: &str, labels: Value) -> NodeInfo {
-        let node: Node =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
-                .expect("node");
-        NodeInfo::new(Arc::new(node))
+        testing::node(
+            json!({"metadata": {"name": name, "labels": labels}}),
+            vec![],
+        )
     }
 
     fn plugin(args: Value) -> NodeAffinity {
@@ -253,15 +247,8 @@ mod tests {
     }
 
     fn scores(pl: &NodeAffinity, p: &PodInfo, nodes: &[NodeInfo]) -> Vec<i64> {
-        let mut state = CycleState::default();
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
-        assert!(
-            pl.pre_score(&mut state, p, &refs, &Snapshot::default())
-                .is_success()
-        );
-        let mut s: Vec<i64> = nodes.iter().map(|n| pl.score(&state, p, n)).collect();
-        pl.normalize_scores(&state, p, &mut s);
-        s
+        testing::scores(pl, p, &refs, &Snapshot::default(), true).expect("scored")
     }
 
     #[test]

@@ -632,6 +632,7 @@ impl Plugin for PodTopologySpread {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framework::testing;
     use k8s_openapi::api::core::v1::{Node, Pod};
     use serde_json::json;
 
@@ -688,22 +689,14 @@ mod tests {
         pod_with("incoming", json!({"app": "web"}), spec)
     }
 
-    fn snapshot(nodes: Vec<NodeInfo>) -> Snapshot {
-        let mut s = Snapshot::default();
-        for n in nodes {
-            s.upsert_node(n);
-        }
-        s
-    }
+    use testing::snapshot;
 
     fn plugin() -> PodTopologySpread {
         PodTopologySpread::new(&json!({})).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn run_filter(pl: &PodTopologySpread, snap: &Snapshot, p: &PodInfo) -> Vec<Status> {
-        let mut state = CycleState::default();
-        assert_eq!(pl.pre_filter(&mut state, p, snap), Status::Success);
-        snap.nodes.iter().map(|n| pl.filter(&state, p, n)).collect()
+        testing::filters(pl, p, snap)
     }
 
     fn rejected() -> Status {
@@ -876,14 +869,8 @@ mod tests {
     }
 
     fn scores(pl: &PodTopologySpread, snap: &Snapshot, p: &PodInfo) -> Option<Vec<i64>> {
-        let mut state = CycleState::default();
         let nodes: Vec<&NodeInfo> = snap.nodes.iter().collect();
-        if pl.pre_score(&mut state, p, &nodes, snap) == Status::Skip {
-            return None;
-        }
-        let mut s: Vec<i64> = nodes.iter().map(|n| pl.score(&state, p, n)).collect();
-        pl.normalize_scores(&state, p, &mut s);
-        Some(s)
+        testing::scores(pl, p, &nodes, snap, true)
     }
 
     #[test]

@@ -71,14 +71,7 @@ impl Plugin for TaintToleration {
     /// The number of PreferNoSchedule taints the pod does not tolerate;
     /// normalisation turns fewer into better.
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-        let computed;
-        let tolerations = match state.read::<Vec<Toleration>>(PRE_SCORE_KEY) {
-            Some(t) => t,
-            None => {
-                computed = prefer_no_schedule_tolerations(pod);
-                &computed
-            }
-        };
+        let tolerations = state.read_or(PRE_SCORE_KEY, || prefer_no_schedule_tolerations(pod));
         node.taints()
             .iter()
             .filter(|t| t.effect == "PreferNoSchedule")
@@ -94,39 +87,26 @@ impl Plugin for TaintToleration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Node, Pod};
+    use crate::framework::testing;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn pod(tolerations: Value) -> PodInfo {
-        let pod: Pod = serde_json::from_value(json!({
+        testing::pod(json!({
             "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": [{"name": "c"}], "tolerations": tolerations},
         }))
-        .expect("pod");
-        PodInfo::new(Arc::new(pod))
     }
 
     fn node(name: &str, taints: Value) -> NodeInfo {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"taints": taints},
-        }))
-        .expect("node");
-        NodeInfo::new(Arc::new(node))
+        testing::node(
+            json!({"metadata": {"name": name}, "spec": {"taints": taints}}),
+            vec![],
+        )
     }
 
     fn scores(p: &PodInfo, nodes: &[NodeInfo]) -> Vec<i64> {
-        let pl = TaintToleration;
-        let mut state = CycleState::default();
         let refs: Vec<&NodeInfo> = nodes.iter().collect();
-        assert!(
-            pl.pre_score(&mut state, p, &refs, &Snapshot::default())
-                .is_success()
-        );
-        let mut s: Vec<i64> = nodes.iter().map(|n| pl.score(&state, p, n)).collect();
-        pl.normalize_scores(&state, p, &mut s);
-        s
+        testing::scores(&TaintToleration, p, &refs, &Snapshot::default(), true).expect("scored")
     }
 
     #[test]
