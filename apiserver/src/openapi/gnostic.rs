@@ -740,41 +740,32 @@ fn body_parameter(map: &Map<String, Value>, at: &str) -> MapResult<BodyParameter
     Ok(out)
 }
 
-fn query_parameter(map: &Map<String, Value>, at: &str) -> MapResult<QueryParameterSubSchema> {
-    let mut out = QueryParameterSubSchema::default();
-    for (key, value) in map {
-        match key.as_str() {
-            "required" => out.required = boolean(value, at)?,
-            "in" => out.r#in = string(value, at)?,
-            "description" => out.description = string(value, at)?,
-            "name" => out.name = string(value, at)?,
-            "type" => out.r#type = string(value, at)?,
-            "format" => out.format = string(value, at)?,
-            "uniqueItems" => out.unique_items = boolean(value, at)?,
-            k if k.starts_with("x-") => out.vendor_extension.push(named_any(k, value)),
-            k => return unsupported(at, k),
+/// Query and path parameters carry the same fields in gnostic's messages:
+/// one mapping, instantiated for each.
+macro_rules! simple_parameter {
+    ($name:ident, $ty:ty) => {
+        fn $name(map: &Map<String, Value>, at: &str) -> MapResult<$ty> {
+            let mut out = <$ty>::default();
+            for (key, value) in map {
+                match key.as_str() {
+                    "required" => out.required = boolean(value, at)?,
+                    "in" => out.r#in = string(value, at)?,
+                    "description" => out.description = string(value, at)?,
+                    "name" => out.name = string(value, at)?,
+                    "type" => out.r#type = string(value, at)?,
+                    "format" => out.format = string(value, at)?,
+                    "uniqueItems" => out.unique_items = boolean(value, at)?,
+                    k if k.starts_with("x-") => out.vendor_extension.push(named_any(k, value)),
+                    k => return unsupported(at, k),
+                }
+            }
+            Ok(out)
         }
-    }
-    Ok(out)
+    };
 }
 
-fn path_parameter(map: &Map<String, Value>, at: &str) -> MapResult<PathParameterSubSchema> {
-    let mut out = PathParameterSubSchema::default();
-    for (key, value) in map {
-        match key.as_str() {
-            "required" => out.required = boolean(value, at)?,
-            "in" => out.r#in = string(value, at)?,
-            "description" => out.description = string(value, at)?,
-            "name" => out.name = string(value, at)?,
-            "type" => out.r#type = string(value, at)?,
-            "format" => out.format = string(value, at)?,
-            "uniqueItems" => out.unique_items = boolean(value, at)?,
-            k if k.starts_with("x-") => out.vendor_extension.push(named_any(k, value)),
-            k => return unsupported(at, k),
-        }
-    }
-    Ok(out)
-}
+simple_parameter!(query_parameter, QueryParameterSubSchema);
+simple_parameter!(path_parameter, PathParameterSubSchema);
 
 fn responses(value: &Value, at: &str) -> MapResult<Responses> {
     let mut out = Responses::default();
