@@ -237,3 +237,32 @@ fn send_replacement<K: Resource>(
 fn key<K: Resource>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(uid: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": "p", "namespace": "ns", "uid": uid}}),
+            )
+            .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn a_name_reused_by_another_uid_reports_the_old_object_deleted() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        assert!(send_replacement(&tx, ClusterEvent::Pod, Some(pod("a")), &pod("a")).is_ok());
+        assert!(rx.try_recv().is_err(), "same uid: nothing to report");
+        assert!(send_replacement(&tx, ClusterEvent::Pod, Some(pod("a")), &pod("b")).is_ok());
+        match rx.try_recv() {
+            Ok(ClusterEvent::Pod(Change::Delete(old))) => {
+                assert_eq!(old.metadata.uid.as_deref(), Some("a"))
+            }
+            other => panic!("expected the old pod deleted, got {other:?}"),
+        }
+    }
+}

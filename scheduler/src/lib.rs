@@ -134,9 +134,21 @@ fn leader_election(
     cfg.lease_duration = duration(&le.lease_duration, opts.leader_elect_lease_duration)?;
     cfg.renew_deadline = duration(&le.renew_deadline, opts.leader_elect_renew_deadline)?;
     cfg.retry_period = duration(&le.retry_period, opts.leader_elect_retry_period)?;
+    // client-go's checks: each renewal gets a few tries within the
+    // deadline, and the deadline ends before the lease does.
+    if cfg.retry_period.is_zero() {
+        return Err(anyhow!(
+            "leader election: the retry period must be positive"
+        ));
+    }
     if cfg.renew_deadline >= cfg.lease_duration {
         return Err(anyhow!(
             "leader election: the renew deadline must be shorter than the lease duration"
+        ));
+    }
+    if cfg.renew_deadline.as_secs_f64() <= 1.2 * cfg.retry_period.as_secs_f64() {
+        return Err(anyhow!(
+            "leader election: the renew deadline must be longer than 1.2 × the retry period"
         ));
     }
     Ok(Some(cfg))
@@ -188,4 +200,32 @@ async fn schedule(
         .context("starting the scheduling thread")?;
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     Err(anyhow!("the scheduling loop stopped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn election(flags: &[&str]) -> Result<Option<LeaderElectionConfig>> {
+        let mut args = vec!["capstan-scheduler"];
+        args.extend_from_slice(flags);
+        leader_election(
+            &Options::parse_from(args),
+            &SchedulerConfiguration::default(),
+        )
+    }
+
+    #[test]
+    fn lease_timings_are_checked_as_client_go_checks_them() {
+        let cfg = election(&[]).ok().flatten();
+        assert_eq!(cfg.map(|c| c.lease_duration), Some(Duration::from_secs(15)));
+        assert!(election(&["--leader-elect=false"]).is_ok_and(|c| c.is_none()));
+        assert!(election(&["--leader-elect-retry-period=0s"]).is_err());
+        assert!(election(&["--leader-elect-renew-deadline=20s"]).is_err());
+        assert!(
+            election(&["--leader-elect-renew-deadline=2s"]).is_err(),
+            "within 1.2 retry periods"
+        );
+    }
 }
