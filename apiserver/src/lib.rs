@@ -3,6 +3,7 @@
 //! one generic store over etcd ([`registry`], [`storage`]) with a watch
 //! cache per resource ([`watchcache`]). See `docs/architecture.md`.
 
+pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod fieldvalidation;
@@ -15,6 +16,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod request_info;
 pub mod selectors;
+pub mod served;
 pub mod server;
 pub mod storage;
 pub mod strategicmerge;
@@ -66,7 +68,8 @@ async fn ensure_exist(
     (group, version, plural): (&str, &str, &str),
     objects: impl IntoIterator<Item = serde_json::Value>,
 ) -> Result<()> {
-    let info = state
+    let served = state.served.get();
+    let info = served
         .registry
         .lookup(group, version, plural)
         .with_context(|| format!("{plural} are served"))?;
@@ -118,7 +121,7 @@ async fn compact_periodically(state: Arc<AppState>, interval: Duration) {
             match state.backend.storage.compact(rev).await {
                 Ok(()) => {
                     tracing::info!(revision = rev, "compacted storage");
-                    for cache in state.backend.caches.values() {
+                    for cache in state.backend.all_caches() {
                         cache.compacted(rev).await;
                     }
                 }
@@ -140,15 +143,9 @@ pub async fn run(opts: options::Options) -> Result<()> {
     let storage = connect_storage(&opts.etcd_servers).await;
     let registry = Registry::builtin();
     let backend = Backend::start(storage, &opts.etcd_prefix, registry.all());
-    let openapi = openapi::OpenApiV3::new(&registry);
-    let openapi_v2 =
-        openapi::v2::OpenApiV2::new(&openapi).context("building the OpenAPI v2 document")?;
     let state = Arc::new(AppState {
-        discovery: discovery::Discovery::new(&registry),
-        openapi,
-        openapi_v2,
+        served: served::ServedCell::new(served::Served::render(registry)?),
         metrics: metrics::Metrics::new().context("registering metrics")?,
-        registry,
         backend,
     });
     let mut delay = Duration::from_millis(100);
@@ -165,9 +162,15 @@ pub async fn run(opts: options::Options) -> Result<()> {
     }
     // Serve nothing from a cache before it holds its first listing: a
     // watch resuming then would miss changes, a cached list would be empty.
-    for cache in state.backend.caches.values() {
+    for cache in state.backend.all_caches() {
         cache.wait_synced().await;
     }
+    // Serve the custom resources of existing CRDs from the first request.
+    let mut served_crds = crd::Fingerprint::default();
+    if let Err(e) = crd::sync(&state, &mut served_crds).await {
+        tracing::warn!(error = %e, "serving custom resources; retrying in the background");
+    }
+    tokio::spawn(crd::run(state.clone(), served_crds));
     let app = axum::Router::new()
         .fallback(handlers::dispatch)
         .with_state(state);

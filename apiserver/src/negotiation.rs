@@ -194,8 +194,9 @@ pub fn encode(value: &Value, format: Format) -> ApiResult<(Vec<u8>, &'static str
         Format::Protobuf => match crate::protobuf::encode_envelope(value) {
             Ok(bytes) => Ok((bytes, crate::protobuf::MEDIA_TYPE)),
             Err(e) => {
-                // Every client that asks for protobuf also accepts JSON.
-                tracing::warn!(error = %e, "protobuf encoding failed; answering in JSON");
+                // Every client that asks for protobuf also accepts JSON;
+                // custom resources and CRDs always answer in JSON.
+                tracing::debug!(error = %e, "no protobuf encoding; answering in JSON");
                 encode(value, Format::Json)
             }
         },

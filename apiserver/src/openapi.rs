@@ -122,12 +122,19 @@ fn add_paths(paths: &mut Map<String, Value>, info: &ResourceInfo, kind_ref: &str
         format!("{root}/{}", info.plural)
     };
     let patch_ref = format!("{SCHEMA_PREFIX}io.k8s.apimachinery.pkg.apis.meta.v1.Patch");
-    let patch_types = [
+    // kubectl sends strategic merge patches only where a PATCH operation
+    // lists them; custom resources refuse them.
+    let all_patch_types = [
         "application/apply-patch+yaml",
         "application/json-patch+json",
         "application/merge-patch+json",
         "application/strategic-merge-patch+json",
     ];
+    let patch_types = if info.strategy.supports_strategic_merge() {
+        &all_patch_types[..]
+    } else {
+        &all_patch_types[..3]
+    };
     let mut collection = json!({
         "get": operation(info, "list", "list", kind_ref, vec![query("labelSelector", "A selector to restrict the list of returned objects by their labels.", "string"), query("fieldSelector", "A selector to restrict the list of returned objects by their fields.", "string"), query("limit", "limit is a maximum number of responses to return for a list call.", "integer"), query("continue", "The continue option should be set when retrieving more results from the server.", "string"), query("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from.", "string"), query("watch", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.", "boolean")]),
         "post": operation(info, "post", "create", kind_ref, write_params()),
@@ -141,7 +148,7 @@ fn add_paths(paths: &mut Map<String, Value>, info: &ResourceInfo, kind_ref: &str
         "delete": operation(info, "delete", "delete", kind_ref, vec![query("gracePeriodSeconds", "The duration in seconds before the object should be deleted.", "integer"), query("propagationPolicy", "Whether and how garbage collection will be performed.", "string")]),
     });
     item["put"]["requestBody"] = body(kind_ref, &["*/*"]);
-    item["patch"]["requestBody"] = body(&patch_ref, &patch_types);
+    item["patch"]["requestBody"] = body(&patch_ref, patch_types);
     let mut item_params = vec![path_param("name")];
     let mut collection_params = Vec::new();
     if info.namespaced {
@@ -157,7 +164,7 @@ fn add_paths(paths: &mut Map<String, Value>, info: &ResourceInfo, kind_ref: &str
             "patch": operation(info, "patch", &format!("patch{}", capitalize(sub)), kind_ref, write_params()),
         });
         status["put"]["requestBody"] = body(kind_ref, &["*/*"]);
-        status["patch"]["requestBody"] = body(&patch_ref, &patch_types);
+        status["patch"]["requestBody"] = body(&patch_ref, patch_types);
         status["parameters"] = json!(item_params);
         paths.insert(format!("{base}/{{name}}/{sub}"), status);
     }

@@ -15,15 +15,14 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 
-use crate::discovery::{AGGREGATED_CONTENT_TYPE, Discovery};
+use crate::discovery::AGGREGATED_CONTENT_TYPE;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::negotiation::{preferred, wants_aggregated_discovery};
-use crate::openapi::OpenApiV3;
 use crate::openapi::v2::{self, OpenApiV2};
-use crate::registry::Registry;
 use crate::registry::store::Backend;
 use crate::request_info::{RequestInfo, resolve};
+use crate::served::ServedCell;
 
 /// Subresource names that may appear as metric labels.
 const KNOWN_SUBRESOURCES: &[&str] = &["status", "binding", "eviction", "finalize", "scale"];
@@ -42,16 +41,10 @@ pub struct UserInfo {
 
 /// Everything a request may need, shared by all requests.
 pub struct AppState {
-    /// Served kinds.
-    pub registry: Registry,
+    /// Served kinds and their documents (changing with CRDs).
+    pub served: ServedCell,
     /// Storage and watch caches.
     pub backend: Backend,
-    /// Pre-rendered discovery.
-    pub discovery: Discovery,
-    /// Pre-rendered OpenAPI v3.
-    pub openapi: OpenApiV3,
-    /// Pre-rendered OpenAPI v2 (JSON and protobuf), for kubectl ≤ 1.28.
-    pub openapi_v2: OpenApiV2,
     /// Request metrics.
     pub metrics: Metrics,
 }
@@ -148,6 +141,8 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
         RequestInfo::Resource(r)
             if authenticated
                 && state
+                    .served
+                    .get()
                     .registry
                     .lookup(&r.group, &r.version, &r.resource)
                     .is_some()
@@ -209,6 +204,7 @@ async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<R
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
         return Err(ApiError::method_not_allowed(req.method().as_str(), path));
     }
+    let served = state.served.get();
     match path {
         "/healthz" | "/livez" => {
             return Ok(bytes_response(
@@ -242,18 +238,18 @@ async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<R
                 state.metrics.render(),
             ));
         }
-        "/openapi/v2" => return openapi_v2(&state.openapi_v2, req.headers()),
+        "/openapi/v2" => return openapi_v2(&served.openapi_v2, req.headers()),
         "/openapi/v3" | "/openapi/v3/" => {
             return Ok(bytes_response(
                 StatusCode::OK,
                 "application/json",
-                state.openapi.index.clone(),
+                served.openapi.index.clone(),
             ));
         }
         _ => {}
     }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
-        return match state.openapi.documents.get(doc) {
+        return match served.openapi.documents.get(doc) {
             Some(b) => Ok(bytes_response(
                 StatusCode::OK,
                 "application/json",
@@ -266,7 +262,7 @@ async fn non_resource(state: &AppState, path: &str, req: Request) -> ApiResult<R
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    match state
+    match served
         .discovery
         .lookup(path, wants_aggregated_discovery(accept))
     {

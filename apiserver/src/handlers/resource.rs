@@ -100,7 +100,8 @@ pub(super) async fn handle(
     q: &HashMap<String, String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let info = state
+    let served = state.served.get();
+    let info = served
         .registry
         .lookup(&r.group, &r.version, &r.resource)
         .ok_or_else(ApiError::path_not_found)?;
@@ -177,7 +178,7 @@ pub(super) async fn handle(
             let mut delete = delete_options(q, options.as_deref().unwrap_or_default())?;
             delete.dry_run |= write_options(q)?.dry_run;
             let eviction = crate::registry::eviction::Eviction { delete };
-            crate::registry::eviction::evict(&state.backend, &state.registry, ns, name, &eviction)
+            crate::registry::eviction::evict(&state.backend, &served.registry, ns, name, &eviction)
                 .await?;
             Ok(json_response(
                 StatusCode::CREATED,

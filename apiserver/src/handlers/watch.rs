@@ -44,7 +44,7 @@ struct Render {
 impl Render {
     /// A cache event as this watcher's resource serves it.
     fn present(&self, ev: &Arc<CacheEvent>) -> Arc<CacheEvent> {
-        let Some(c) = self.conversion else {
+        let Some(c) = &self.conversion else {
             return ev.clone();
         };
         let convert = |o: &Arc<CachedObject>| {
@@ -163,7 +163,7 @@ pub(super) async fn serve(
         info_kind: info.kind,
         api_version: info.api_version(),
         table,
-        conversion: info.conversion,
+        conversion: info.conversion.clone(),
     };
     let prefix = store.list_prefix(ns);
     let cache = store.cache().clone();

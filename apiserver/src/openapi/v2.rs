@@ -166,6 +166,26 @@ fn reference(v3: &str) -> Value {
     })
 }
 
+/// Schema keywords both dialects have (besides those converted above).
+const V2_KEYWORDS: &[&str] = &[
+    "description",
+    "format",
+    "title",
+    "default",
+    "maximum",
+    "minimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "required",
+    "enum",
+    "readOnly",
+    "example",
+];
+
 /// A v3 schema in Swagger 2.0's dialect, as kubectl's v2 parser takes it:
 /// a reference with only a description and extensions beside it, one type
 /// per schema, no `nullable`, `oneOf` or `anyOf`, arrays with one `items`.
@@ -229,9 +249,13 @@ fn schema(v3: &Value) -> Value {
                 let all: Vec<Value> = value.as_array().into_iter().flatten().map(schema).collect();
                 out.insert(key.clone(), Value::Array(all));
             }
-            _ => {
+            k if V2_KEYWORDS.contains(&k) || k.starts_with("x-") => {
                 out.insert(key.clone(), value.clone());
             }
+            // v3-only validation (`not`, `multipleOf`, ...) that custom
+            // resource schemas may use: the server validates it; the v2
+            // document only describes.
+            _ => {}
         }
     }
     if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
@@ -388,7 +412,12 @@ mod tests {
             definitions["io.k8s.api.apps.v1.Deployment"][GVK],
             json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
         );
-        let text = doc.to_string();
+        // JSONSchemaProps (CRDs) has fields named like v3 keywords.
+        let mut scanned = doc.clone();
+        if let Some(d) = scanned["definitions"].as_object_mut() {
+            d.retain(|name, _| !name.contains("apiextensions.v1.JSONSchemaProps"));
+        }
+        let text = scanned.to_string();
         for v3_only in [
             "#/components/",
             "\"oneOf\"",

@@ -49,28 +49,28 @@ fn schema<K: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) ->
     generator.subschema_for::<K>()
 }
 
-fn kind<K: k8s_openapi::Resource + schemars::JsonSchema>() -> Root {
+fn kind<K: k8s_openapi::Resource + schemars::JsonSchema + 'static>() -> Root {
     Root {
         api_version: K::API_VERSION.into(),
         kind: K::KIND.into(),
         list_kind: None,
-        schema: schema::<K>,
+        schema: std::sync::Arc::new(schema::<K>),
     }
 }
 
-fn listed<K: k8s_openapi::ListableResource + schemars::JsonSchema>() -> Root {
+fn listed<K: k8s_openapi::ListableResource + schemars::JsonSchema + 'static>() -> Root {
     Root {
         list_kind: Some(K::LIST_KIND.into()),
         ..kind::<K>()
     }
 }
 
-fn any_version<K: schemars::JsonSchema>(kind: &str) -> Root {
+fn any_version<K: schemars::JsonSchema + 'static>(kind: &str) -> Root {
     Root {
         api_version: "*".into(),
         kind: kind.into(),
         list_kind: None,
-        schema: schema::<K>,
+        schema: std::sync::Arc::new(schema::<K>),
     }
 }
 
@@ -80,11 +80,12 @@ fn roots() -> Vec<Root> {
     let mut roots: Vec<Root> = Registry::builtin()
         .all()
         .iter()
+        .filter(|r| super::has_protobuf(r.group))
         .map(|r| Root {
             api_version: r.api_version(),
             kind: r.kind.into(),
             list_kind: Some(r.list_kind.into()),
-            schema: r.schema,
+            schema: r.schema.clone(),
         })
         .collect();
     roots.extend([

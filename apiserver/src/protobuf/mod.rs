@@ -28,3 +28,12 @@ pub use envelope::{MAGIC, decode_envelope, encode_envelope};
 /// The media type of Kubernetes protobuf, as clients send it in
 /// Content-Type and Accept.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// Whether kinds of `group` have protobuf messages here. CRDs do not: the
+/// proto shape of their schemas (`JSONSchemaPropsOrArray`, raw JSON) is
+/// not mapped, so they answer in JSON, which every protobuf client also
+/// accepts ([`crate::negotiation::encode`] falls back), as custom
+/// resources always do.
+pub fn has_protobuf(group: &str) -> bool {
+    group != "apiextensions.k8s.io"
+}

@@ -3,15 +3,40 @@
 //! controller records through either API shows in `kubectl describe`
 //! and `kubectl get events`. Values are stored in the core/v1 shape.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+/// One direction of a conversion.
+pub type ConvertFn = Arc<dyn Fn(Value) -> Value + Send + Sync>;
+
 /// How a kind's objects map onto their stored shape.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Conversion {
     /// Served shape → stored shape.
-    pub to_storage: fn(Value) -> Value,
+    pub to_storage: ConvertFn,
     /// Stored shape → served shape.
-    pub from_storage: fn(Value) -> Value,
+    pub from_storage: ConvertFn,
+}
+
+impl Conversion {
+    /// A version of a custom resource whose objects are stored as
+    /// `storage_api_version`: conversion `None` only rewrites `apiVersion`,
+    /// as upstream's nop converter.
+    pub fn api_version_only(served: &str, storage: &str) -> Self {
+        let (served, storage) = (served.to_string(), storage.to_string());
+        Conversion {
+            to_storage: Arc::new(move |v| with_api_version(v, &storage)),
+            from_storage: Arc::new(move |v| with_api_version(v, &served)),
+        }
+    }
+}
+
+fn with_api_version(mut obj: Value, api_version: &str) -> Value {
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(api_version.into()));
+    }
+    obj
 }
 
 /// (events.k8s.io/v1 field, core/v1 field) pairs that differ in name;
@@ -53,10 +78,12 @@ fn event_from_core(obj: Value) -> Value {
 }
 
 /// The conversion of events.k8s.io/v1 Events.
-pub const EVENTS_V1: Conversion = Conversion {
-    to_storage: event_to_core,
-    from_storage: event_from_core,
-};
+pub fn events_v1() -> Conversion {
+    Conversion {
+        to_storage: Arc::new(event_to_core),
+        from_storage: Arc::new(event_from_core),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,20 +9,24 @@ use k8s_openapi::api::{
     events::v1 as events, networking::v1 as networking, policy::v1 as policy,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ResourceInfo;
-use super::conversion::{Conversion, EVENTS_V1};
+use super::conversion::{self, Conversion};
 use super::strategies::{self as s, Printer as P};
 use super::strategy::Strategy;
 
 /// Round-trips a JSON object through the typed form of `K`.
+/// Empty lists are dropped, as Go's `omitempty` does on the way out.
 fn codec<K: DeserializeOwned + Serialize>(value: Value) -> Result<Value, String> {
     let typed: K = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+    let mut normalised = serde_json::to_value(typed).map_err(|e| e.to_string())?;
+    super::meta::drop_empty_lists(&mut normalised);
+    Ok(normalised)
 }
 
 fn schema<K: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -63,6 +67,12 @@ impl Row {
         self.subresources = subs;
         self
     }
+    /// Objects live under another storage key than the plural, as
+    /// upstream keys some kinds by group (`apiextensions.k8s.io/...`).
+    fn storage_key(mut self, resource: &'static str) -> Self {
+        self.storage_resource = Some(resource);
+        self
+    }
     fn stored_as(mut self, resource: &'static str, conversion: Conversion) -> Self {
         self.storage_resource = Some(resource);
         self.conversion = Some(conversion);
@@ -76,7 +86,8 @@ where
         + k8s_openapi::ListableResource
         + DeserializeOwned
         + Serialize
-        + schemars::JsonSchema,
+        + schemars::JsonSchema
+        + 'static,
     K::Scope: 'static,
 {
     ResourceInfo {
@@ -91,8 +102,8 @@ where
         subresources: row.subresources,
         storage_resource: row.storage_resource.unwrap_or(K::URL_PATH_SEGMENT),
         strategy: row.strategy,
-        codec: codec::<K>,
-        schema: schema::<K>,
+        codec: Arc::new(codec::<K>),
+        schema: Arc::new(schema::<K>),
         conversion: row.conversion,
     }
 }
@@ -152,6 +163,13 @@ pub fn all() -> Vec<ResourceInfo> {
             row(s::Plain::default().printer(P::ServiceAccount)).short(&["sa"]),
         ),
         info::<core::Service>(row(s::ServiceStrategy).short(&["svc"]).all().subs(STATUS)),
+        // apiextensions.k8s.io/v1
+        info::<apiextensions::CustomResourceDefinition>(
+            row(s::CrdStrategy)
+                .short(&["crd", "crds"])
+                .subs(STATUS)
+                .storage_key(crate::crd::CRD_STORAGE),
+        ),
         // apps/v1
         info::<apps::ControllerRevision>(row(s::Plain::default().printer(P::ControllerRevision))),
         info::<apps::DaemonSet>(
@@ -204,7 +222,7 @@ pub fn all() -> Vec<ResourceInfo> {
         info::<events::Event>(
             row(s::EventStrategy)
                 .short(&["ev"])
-                .stored_as("events", EVENTS_V1),
+                .stored_as("events", conversion::events_v1()),
         ),
         // networking.k8s.io/v1
         info::<networking::Ingress>(

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod conversion;
 pub mod eviction;
+pub mod intern;
 pub mod kinds;
 pub mod meta;
 pub mod scale;
@@ -21,12 +22,13 @@ use serde_json::Value;
 
 pub use strategy::Strategy;
 
-/// Decodes a JSON object into the kind's typed form and back, so that wrong
+/// Decodes a JSON object into the kind's typed form and back (built-in
+/// kinds) or prunes it by its schema (custom resources), so that wrong
 /// field types are refused and the stored JSON is normalised.
-pub type Codec = fn(Value) -> Result<Value, String>;
+pub type Codec = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 
 /// Adds the kind's schema (and everything it references) to a generator.
-pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+pub type SchemaFn = Arc<dyn Fn(&mut schemars::SchemaGenerator) -> schemars::Schema + Send + Sync>;
 
 /// Everything the server knows about one served resource.
 pub struct ResourceInfo {
@@ -92,6 +94,13 @@ impl Registry {
     /// The registry of every built-in kind.
     pub fn builtin() -> Self {
         Self::from_resources(kinds::all())
+    }
+
+    /// The built-in kinds plus `custom` ones (served versions of CRDs).
+    pub fn with_custom(custom: Vec<ResourceInfo>) -> Self {
+        let mut rows = kinds::all();
+        rows.extend(custom);
+        Self::from_resources(rows)
     }
 
     /// Builds a registry from resource rows.

@@ -97,7 +97,14 @@ pub fn scale_of(obj: &Value) -> Value {
 impl Store<'_> {
     /// GET `.../scale`.
     pub async fn get_scale(&self, ns: &str, name: &str) -> ApiResult<Value> {
-        Ok(scale_of(&self.get(ns, name).await?))
+        self.scale_view(&self.get(ns, name).await?)
+    }
+
+    fn scale_view(&self, obj: &Value) -> ApiResult<Value> {
+        self.info()
+            .strategy
+            .scale_view(obj)
+            .ok_or_else(ApiError::path_not_found)
     }
 
     /// PUT `.../scale`: sets `spec.replicas` from a Scale.
@@ -141,7 +148,7 @@ impl Store<'_> {
     ) -> ApiResult<Value> {
         loop {
             let current = self.get_cached(ns, name).await?;
-            let (scale, pinned) = desired(&scale_of(&current.value))?;
+            let (scale, pinned) = desired(&self.scale_view(&current.value)?)?;
             // The Scale's own type refuses wrong types and out-of-range
             // numbers (replicas is an int32), as upstream's decoding does.
             let typed: k8s_openapi::api::autoscaling::v1::Scale =
@@ -174,14 +181,14 @@ impl Store<'_> {
                 ));
             }
             let mut new = current.value.clone();
-            new["spec"]["replicas"] = json!(replicas);
+            self.info().strategy.set_replicas(&mut new, replicas);
             let revision = current.revision;
             match self.write_update(current, new, Part::Main, opts).await? {
                 Some(mut written) => {
                     if meta::meta_str(&written, "resourceVersion").is_empty() {
                         stamp_resource_version(&mut written, revision);
                     }
-                    return Ok(scale_of(&written));
+                    return self.scale_view(&written);
                 }
                 None if !pinned => continue,
                 None => {

@@ -4,7 +4,7 @@
 //! [`Strategy`](super::Strategy).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -27,27 +27,61 @@ pub struct Backend {
     pub storage: Arc<dyn Storage>,
     /// Key prefix, `--etcd-prefix` (e.g. `/registry`).
     pub prefix: String,
-    /// One cache per storage resource.
-    pub caches: HashMap<String, Arc<WatchCache>>,
+    /// One cache per storage resource; custom resources add theirs when
+    /// their CRD is established.
+    caches: RwLock<HashMap<String, Arc<WatchCache>>>,
 }
 
 impl Backend {
     /// Starts one watch cache per resource of the registry.
     pub fn start(storage: Arc<dyn Storage>, prefix: &str, resources: &[Arc<ResourceInfo>]) -> Self {
-        let prefix = prefix.trim_end_matches('/').to_string();
-        let mut caches = HashMap::new();
-        for r in resources {
-            caches
-                .entry(r.storage_resource.to_string())
-                .or_insert_with(|| {
-                    WatchCache::start(storage.clone(), format!("{prefix}/{}/", r.storage_resource))
-                });
-        }
-        Backend {
+        let backend = Backend {
             storage,
-            prefix,
-            caches,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            caches: RwLock::new(HashMap::new()),
+        };
+        for r in resources {
+            backend.ensure_cache(r.storage_resource);
         }
+        backend
+    }
+
+    /// The cache of a storage resource, started if there is none yet.
+    /// A cache outlives the CRD that asked for it (it is then empty and
+    /// idle), so re-creating a CRD reuses it.
+    pub fn ensure_cache(&self, storage_resource: &str) -> Arc<WatchCache> {
+        if let Some(cache) = self.cache(storage_resource) {
+            return cache;
+        }
+        let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        caches
+            .entry(storage_resource.to_string())
+            .or_insert_with(|| {
+                WatchCache::start(
+                    self.storage.clone(),
+                    format!("{}/{storage_resource}/", self.prefix),
+                )
+            })
+            .clone()
+    }
+
+    /// The cache of a storage resource, if it has one.
+    pub fn cache(&self, storage_resource: &str) -> Option<Arc<WatchCache>> {
+        self.caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(storage_resource)
+            .cloned()
+    }
+
+    /// Every cache (for compaction and start-up).
+    pub fn all_caches(&self) -> Vec<Arc<WatchCache>> {
+        self.caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// One object of a cluster-scoped `resource` (its storage name, e.g.
@@ -62,7 +96,7 @@ impl Backend {
         subject: &Subject,
     ) -> ApiResult<Option<Value>> {
         let key = format!("{}/{resource}/{name}", self.prefix);
-        if let Some(cache) = self.caches.get(resource)
+        if let Some(cache) = self.cache(resource)
             && let Some(cached) = cache.get(&key).await
         {
             return Ok(Some(cached.value.clone()));
@@ -79,7 +113,7 @@ impl Backend {
     /// Every object of a cluster-scoped `resource` as its watch cache holds
     /// them (upstream's informer listers: possibly a moment behind).
     pub async fn cached_list(&self, resource: &str) -> Vec<Arc<CachedObject>> {
-        match self.caches.get(resource) {
+        match self.cache(resource) {
             Some(cache) => {
                 cache
                     .snapshot(&format!("{}/{resource}/", self.prefix))
@@ -93,8 +127,7 @@ impl Backend {
     /// The store of one resource.
     pub fn store<'a>(&'a self, info: &'a Arc<ResourceInfo>) -> ApiResult<Store<'a>> {
         let cache = self
-            .caches
-            .get(info.storage_resource)
+            .cache(info.storage_resource)
             .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", info.plural)))?;
         Ok(Store {
             backend: self,
@@ -201,7 +234,7 @@ struct ContinueToken {
 pub struct Store<'a> {
     backend: &'a Backend,
     info: &'a Arc<ResourceInfo>,
-    cache: &'a Arc<WatchCache>,
+    cache: Arc<WatchCache>,
 }
 
 fn storage_error(e: StorageError, subject: Subject) -> ApiError {
@@ -269,7 +302,7 @@ impl<'a> Store<'a> {
 
     /// The watch cache of this resource.
     pub fn cache(&self) -> &Arc<WatchCache> {
-        self.cache
+        &self.cache
     }
 
     /// The storage key of an object.
@@ -337,13 +370,12 @@ impl<'a> Store<'a> {
             }
         }
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
-        let mut decoded = (self.info.codec)(obj).map_err(|e| {
+        let decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
         })?;
         let unknown = sent
             .map(|s| unknown_fields(&s, &decoded))
             .unwrap_or_default();
-        meta::drop_empty_lists(&mut decoded);
         if unknown.is_empty() {
             return Ok(decoded);
         }
@@ -514,7 +546,7 @@ impl<'a> Store<'a> {
 
     /// The bytes stored for an object: its JSON, in the storage shape.
     fn encode_for_storage(&self, obj: &Value) -> ApiResult<Bytes> {
-        let bytes = match self.info.conversion {
+        let bytes = match &self.info.conversion {
             Some(c) => serde_json::to_vec(&(c.to_storage)(obj.clone())),
             None => serde_json::to_vec(obj),
         };
@@ -529,7 +561,7 @@ impl<'a> Store<'a> {
     /// A cached object as this resource serves it (converted when the kind
     /// shares storage with another version's kind).
     pub fn present(&self, obj: CachedObject) -> CachedObject {
-        match self.info.conversion {
+        match &self.info.conversion {
             Some(c) => CachedObject::new(obj.key, (c.from_storage)(obj.value), obj.revision),
             None => obj,
         }
@@ -538,7 +570,7 @@ impl<'a> Store<'a> {
     /// Like [`Store::present`] for a shared cache entry (no copy when no
     /// conversion applies).
     pub fn present_shared(&self, obj: &Arc<CachedObject>) -> Arc<CachedObject> {
-        match self.info.conversion {
+        match &self.info.conversion {
             Some(c) => Arc::new(CachedObject::new(
                 obj.key.clone(),
                 (c.from_storage)(obj.value.clone()),
@@ -654,6 +686,11 @@ impl<'a> Store<'a> {
         let mut doc = doc.clone();
         match (patch, strategic_for) {
             (Patch::Merge(p), _) | (Patch::Strategic(p), None) => json_patch::merge(&mut doc, p),
+            (Patch::Strategic(_), Some(info)) if !info.strategy.supports_strategic_merge() => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/strategic-merge-patch+json",
+                ));
+            }
             (Patch::Strategic(p), Some(info)) => {
                 doc = crate::strategicmerge::apply(info, &doc, p).map_err(|e| {
                     ApiError::bad_request(format!("invalid strategic merge patch: {e}"))

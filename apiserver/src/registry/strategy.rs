@@ -171,4 +171,23 @@ pub trait Strategy: Send + Sync + 'static {
     fn cells(&self, obj: &Value) -> Cells {
         default_cells(obj)
     }
+
+    /// Whether strategic merge patches apply (built-in kinds, whose patch
+    /// metadata the server knows); custom resources refuse them with 415,
+    /// as upstream.
+    fn supports_strategic_merge(&self) -> bool {
+        true
+    }
+
+    /// The autoscaling/v1 Scale view of an object, for kinds serving the
+    /// `scale` subresource: `spec.replicas`, `status.replicas` and the
+    /// rendered `spec.selector` unless the kind says otherwise.
+    fn scale_view(&self, obj: &Value) -> Option<Value> {
+        Some(crate::registry::scale::scale_of(obj))
+    }
+
+    /// Writes a Scale's replicas into the object.
+    fn set_replicas(&self, obj: &mut Value, replicas: i64) {
+        obj["spec"]["replicas"] = serde_json::json!(replicas);
+    }
 }

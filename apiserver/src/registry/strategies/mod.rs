@@ -3,6 +3,7 @@
 //! validation and table for their kind.
 
 mod core;
+pub mod crd;
 pub mod defaults;
 mod event;
 mod namespace;
@@ -15,6 +16,7 @@ mod service;
 mod workload;
 
 pub use self::core::{ConfigMapStrategy, SecretStrategy};
+pub use crd::CrdStrategy;
 pub use event::EventStrategy;
 pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;
