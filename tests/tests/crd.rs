@@ -373,3 +373,97 @@ async fn crds_are_validated_and_names_may_not_collide() -> Result<()> {
     assert_eq!(reason, "NameConflict");
     Ok(())
 }
+
+const WIDGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[tokio::test]
+async fn versions_share_storage_and_survive_a_restart() -> Result<()> {
+    let mut cp = ControlPlane::start(&[]).await?;
+    let path = cp.write("widgets.yaml", WIDGETS)?;
+    cp.kubectl(&["apply", "-f", &path])?;
+    let client = cp.client().await?;
+    let beta = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1beta1", "Widget"));
+    let stable = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"));
+    let beta_api: Api<DynamicObject> = Api::all_with(client.clone(), &beta);
+    let mut obj = DynamicObject::new("w1", &beta);
+    obj.data = json!({"spec": {"size": 3, "nested": {"free": true}}});
+    let created = wait::until("widgets to be served", Duration::from_secs(20), || async {
+        beta_api.create(&PostParams::default(), &obj).await.ok()
+    })
+    .await?;
+    assert_eq!(
+        created.types.map(|t| t.api_version).as_deref(),
+        Some("example.com/v1beta1")
+    );
+    assert!(created.metadata.namespace.is_none(), "cluster-scoped");
+    // The other version reads the same object in its own apiVersion; the
+    // stored object is in the storage version.
+    let stable_api: Api<DynamicObject> = Api::all_with(client, &stable);
+    let read = stable_api.get("w1").await?;
+    assert_eq!(
+        read.types.map(|t| t.api_version).as_deref(),
+        Some("example.com/v1")
+    );
+    assert_eq!(
+        read.data["spec"]["nested"]["free"], true,
+        "preserved unknown fields"
+    );
+    let stored = cp
+        .etcd
+        .client()
+        .await?
+        .kv_client()
+        .get("/registry/example.com/widgets/w1", None)
+        .await?;
+    let value: serde_json::Value = serde_json::from_slice(
+        stored
+            .kvs()
+            .first()
+            .context("stored under upstream's key")?
+            .value(),
+    )?;
+    assert_eq!(value["apiVersion"], "example.com/v1");
+    let versions = cp.kubectl(&[
+        "get",
+        "crd",
+        "widgets.example.com",
+        "-o",
+        "jsonpath={.status.storedVersions}",
+    ])?;
+    assert_eq!(versions, "[\"v1\"]");
+
+    // After a restart the custom resources are served from the first
+    // request on.
+    cp.restart_apiserver().await?;
+    let again: Api<DynamicObject> = Api::all_with(cp.client().await?, &stable);
+    assert_eq!(again.get("w1").await?.data["spec"]["size"], 3);
+    let listed = cp.kubectl(&["get", "widgets.v1beta1.example.com", "-o", "name"])?;
+    assert_eq!(listed.trim(), "widget.example.com/w1");
+    Ok(())
+}
