@@ -314,10 +314,22 @@ impl ControlPlane {
 
     /// Runs a kubectl binary with the admin kubeconfig; returns its output.
     pub fn kubectl_with(&self, kubectl: &str, args: &[&str]) -> Result<std::process::Output> {
+        self.kubectl_env(kubectl, args, &[])
+    }
+
+    /// Like [`ControlPlane::kubectl_with`] with extra environment
+    /// variables (`KUBE_EDITOR` for `kubectl edit`).
+    pub fn kubectl_env(
+        &self,
+        kubectl: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<std::process::Output> {
         Command::new(kubectl)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path())
+            .envs(env.iter().copied())
             .output()
             .with_context(|| format!("running {kubectl}"))
     }

@@ -5,4 +5,5 @@
 
 pub mod bench;
 pub mod fixture;
+pub mod table;
 pub mod wait;
