@@ -208,6 +208,12 @@ impl ApiError {
         )
     }
 
+    /// 405 with the server's reason, for a verb refused for now rather
+    /// than never (creating custom objects while their CRD is deleted).
+    pub fn method_not_allowed_because(why: &str) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
+    }
+
     /// 409 AlreadyExists on create.
     pub fn already_exists(subject: Subject) -> Self {
         let message = format!(

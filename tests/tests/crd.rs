@@ -467,3 +467,70 @@ async fn versions_share_storage_and_survive_a_restart() -> Result<()> {
     assert_eq!(listed.trim(), "widget.example.com/w1");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deleted_crd_waits_for_its_objects_and_refuses_new_ones() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    establish(&cp, KUBECTL).await?;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "stable.example.com",
+        "v1",
+        "CronTab",
+    ));
+    let api: Api<DynamicObject> = Api::namespaced_with(cp.client().await?, "default", &resource);
+    let mut held = DynamicObject::new("held", &resource);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    held.data = json!({"spec": {"cronSpec": "* * * * *"}});
+    api.create(&PostParams::default(), &held).await?;
+
+    cp.kubectl(&[
+        "delete",
+        "crd",
+        "crontabs.stable.example.com",
+        "--wait=false",
+    ])?;
+    let mut fresh = DynamicObject::new("fresh", &resource);
+    fresh.data = json!({"spec": {"cronSpec": "* * * * *"}});
+    let refusal = wait::until("creates to be refused", Duration::from_secs(20), || async {
+        match api.create(&PostParams::default(), &fresh).await {
+            Err(kube::Error::Api(e)) if e.code == 405 => Some(e.message),
+            _ => None,
+        }
+    })
+    .await?;
+    assert_eq!(
+        refusal,
+        "create not allowed while custom resource definition is terminating"
+    );
+    let terminating = cp.kubectl(&[
+        "get",
+        "crd",
+        "crontabs.stable.example.com",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Terminating\")].status}",
+    ])?;
+    assert_eq!(terminating, "True");
+    let obj = api.get("held").await?;
+    assert!(
+        obj.metadata.deletion_timestamp.is_some(),
+        "the object is being deleted"
+    );
+
+    // Releasing the object lets the CRD go.
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    wait::until("the CRD to be gone", Duration::from_secs(20), || async {
+        let out = cp
+            .kubectl_with(KUBECTL, &["get", "crd", "crontabs.stable.example.com"])
+            .ok()?;
+        String::from_utf8_lossy(&out.stderr)
+            .contains("NotFound")
+            .then_some(())
+    })
+    .await?;
+    Ok(())
+}

@@ -37,9 +37,16 @@ pub struct CustomResourceStrategy {
     status: bool,
     scale: Option<ScalePaths>,
     columns: Vec<PrinterColumn>,
+    /// The CRD is being deleted: its objects are going, none may come.
+    terminating: bool,
 }
 
 impl Strategy for CustomResourceStrategy {
+    fn create_refused(&self) -> Option<&'static str> {
+        self.terminating
+            .then_some("create not allowed while custom resource definition is terminating")
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -300,6 +307,7 @@ pub fn resource_info(crd: &Value, version: &Value) -> Result<ResourceInfo, Strin
             status,
             scale,
             columns,
+            terminating: meta::is_terminating(crd),
         }),
         codec: Arc::new(move |obj| prune_object(&codec_schema, obj)),
         schema: Arc::new(move |generator| openapi_schema(generator, &definition, &openapi)),

@@ -322,7 +322,10 @@ pub async fn sync(state: &AppState, last: &mut Fingerprint) -> ApiResult<bool> {
         let conflict = taken.claim(crd);
         if conflict.is_none() {
             let name = meta::name(crd);
-            fingerprint.push_str(&serde_json::to_string(&(name, &crd["spec"])).unwrap_or_default());
+            let terminating = meta::is_terminating(crd);
+            fingerprint.push_str(
+                &serde_json::to_string(&(name, &crd["spec"], terminating)).unwrap_or_default(),
+            );
             for version in crd["spec"]["versions"].as_array().into_iter().flatten() {
                 if version["served"] != true {
                     continue;
@@ -347,13 +350,18 @@ pub async fn sync(state: &AppState, last: &mut Fingerprint) -> ApiResult<bool> {
                 .wait_synced()
                 .await;
         }
+        let started = std::time::Instant::now();
         let rendered =
             tokio::task::spawn_blocking(move || Served::render(Registry::with_custom(rows))).await;
         match rendered {
             Ok(Ok(next)) => {
                 state.served.replace(next);
                 *last = fingerprint;
-                tracing::info!(crds = crds.len(), "serving custom resources");
+                tracing::info!(
+                    crds = crds.len(),
+                    render_ms = started.elapsed().as_millis() as u64,
+                    "serving custom resources"
+                );
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "rendering documents for custom resources");

@@ -455,6 +455,9 @@ impl<'a> Store<'a> {
 
     /// Creates an object in namespace `ns` (ignored for cluster-scoped kinds).
     pub async fn create(&self, ns: &str, body: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        if let Some(why) = self.info.strategy.create_refused() {
+            return Err(ApiError::method_not_allowed_because(why));
+        }
         let mut obj = self.decode(body, opts)?;
         let body_ns = namespace(&obj).to_string();
         if self.info.namespaced {

@@ -172,6 +172,12 @@ pub trait Strategy: Send + Sync + 'static {
         default_cells(obj)
     }
 
+    /// Why creating objects is refused for now (405), e.g. custom
+    /// resources whose CRD is being deleted.
+    fn create_refused(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether strategic merge patches apply (built-in kinds, whose patch
     /// metadata the server knows); custom resources refuse them with 415,
     /// as upstream.
