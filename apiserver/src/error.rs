@@ -308,7 +308,13 @@ impl ApiError {
         } else {
             format!("[{}]", summary.join(", "))
         };
-        let message = format!("{kind} \"{}\" is invalid: {joined}", subject.name);
+        // Upstream names the kind qualified by its group (`Deployment.apps`).
+        let qualified = if subject.group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{}", subject.group)
+        };
+        let message = format!("{qualified} \"{}\" is invalid: {joined}", subject.name);
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message);
         e.subject = Some(Box::new(Subject {
             resource: kind.to_string(),

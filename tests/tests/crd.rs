@@ -38,10 +38,16 @@ spec:
           spec:
             type: object
             required: [cronSpec]
+            x-kubernetes-validations:
+            - rule: "!has(self.image) || self.image != 'forbidden'"
+              message: the forbidden image may not be used
             properties:
               cronSpec:
                 type: string
                 pattern: '^(\d+|\*)(/\d+)?(\s+(\d+|\*)(/\d+)?){4}$'
+                x-kubernetes-validations:
+                - rule: self == oldSelf
+                  message: cronSpec is immutable
               image:
                 type: string
                 default: busybox
@@ -302,6 +308,36 @@ async fn kube_client_uses_dynamic_objects_status_and_scale() -> Result<()> {
         "{err:?}"
     );
 
+    // CEL rules: on the object, and a transition rule on one field.
+    let mut forbidden = DynamicObject::new("forbidden", &resource);
+    forbidden.data = json!({"spec": {"cronSpec": "* * * * *", "image": "forbidden"}});
+    match api.create(&PostParams::default(), &forbidden).await {
+        Err(kube::Error::Api(e)) => assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                422,
+                "CronTab.stable.example.com \"forbidden\" is invalid: spec: Invalid value: \"object\": the forbidden image may not be used"
+            )
+        ),
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let respec = json!({"spec": {"cronSpec": "1 * * * *"}});
+    match api
+        .patch("dyn", &PatchParams::default(), &Patch::Merge(&respec))
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422, "{e:?}");
+            assert!(
+                e.message
+                    .contains("spec.cronSpec: Invalid value: \"string\": cronSpec is immutable"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+
     // Invalid objects: 422 with causes.
     let mut bad = DynamicObject::new("bad", &resource);
     bad.data = json!({"spec": {"replicas": "many"}});
@@ -336,6 +372,16 @@ async fn crds_are_validated_and_names_may_not_collide() -> Result<()> {
         .replace("storage: true", "storage: false"),
     )?;
     let err = cp.kubectl_err(&["create", "-f", &bad])?;
+    let bad_rule = cp.write(
+        "bad-rule.yaml",
+        &CRD.replace("rule: self == oldSelf", "rule: self ==="),
+    )?;
+    let rule_err = cp.kubectl_err(&["create", "-f", &bad_rule])?;
+    assert!(
+        rule_err.contains("x-kubernetes-validations[0].rule")
+            && rule_err.contains("compilation failed"),
+        "{rule_err}"
+    );
     assert!(
         err.contains("must be spec.names.plural+\".\"+spec.group")
             && err.contains("must have exactly one version marked as storage version"),

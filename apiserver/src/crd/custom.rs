@@ -41,6 +41,18 @@ pub struct CustomResourceStrategy {
     terminating: bool,
 }
 
+impl CustomResourceStrategy {
+    /// Schema validation, with the stored object on updates for
+    /// transition rules.
+    fn validate_against(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = schema::validate(obj, old, &self.schema, "");
+        // Metadata is the server's, whatever the schema says of it,
+        // except the name rules a schema may add.
+        errs.retain(|e| !e.field.starts_with("metadata.") || e.field == "metadata.name");
+        errs
+    }
+}
+
 impl Strategy for CustomResourceStrategy {
     fn create_refused(&self) -> Option<&'static str> {
         self.terminating
@@ -59,16 +71,20 @@ impl Strategy for CustomResourceStrategy {
         false
     }
 
+    fn omits_empty_lists(&self) -> bool {
+        false
+    }
+
     fn apply_defaults(&self, obj: &mut Value) {
         schema::apply_defaults(obj, &self.schema);
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let mut errs = schema::validate(obj, &self.schema, "");
-        // Metadata is the server's, whatever the schema says of it,
-        // except the name rules a schema may add.
-        errs.retain(|e| !e.field.starts_with("metadata.") || e.field == "metadata.name");
-        errs
+        self.validate_against(obj, None)
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        self.validate_against(new, Some(old))
     }
 
     fn columns(&self) -> Vec<Column> {

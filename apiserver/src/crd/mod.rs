@@ -13,6 +13,7 @@
 //! a CRD being deleted, deletes every custom object and then removes the
 //! cleanup finalizer so the CRD itself goes.
 
+pub mod cel;
 pub mod custom;
 pub mod jsonpath;
 pub mod schema;

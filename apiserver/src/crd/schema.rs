@@ -132,10 +132,28 @@ fn default_at(value: &mut Value, schema: &Value, depth: usize) {
 /// Every way `value` breaks `schema`, with upstream's field paths and
 /// messages (`spec.replicas: Invalid value: 11: spec.replicas in body
 /// should be less than or equal to 10`).
-pub fn validate(value: &Value, schema: &Value, path: &str) -> Vec<FieldError> {
+/// `old` is the stored object on an update, for transition rules
+/// (`x-kubernetes-validations` using `oldSelf`).
+pub fn validate(value: &Value, old: Option<&Value>, schema: &Value, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    validate_at(value, schema, path, 0, &mut errs);
+    validate_at(value, old, schema, path, 0, &mut errs);
     errs
+}
+
+/// The stored counterpart of list item `item`: by key for lists of type
+/// map (upstream correlates only those), else none.
+fn old_item<'a>(item: &Value, old: Option<&'a Value>, schema: &Value) -> Option<&'a Value> {
+    if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    let keys: Vec<&str> = schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    old?.as_array()?
+        .iter()
+        .find(|o| keys.iter().all(|k| o.get(*k) == item.get(*k)))
 }
 
 /// The JSON type name of a value as OpenAPI calls it.
@@ -170,6 +188,7 @@ fn in_body(path: &str, detail: &str) -> String {
 
 fn validate_at(
     value: &Value,
+    old: Option<&Value>,
     schema: &Value,
     path: &str,
     depth: usize,
@@ -216,7 +235,15 @@ fn validate_at(
             check_array(items, value, schema, path, errs);
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    validate_at(item, item_schema, &format!("{path}[{i}]"), depth + 1, errs);
+                    let old = old_item(item, old, schema);
+                    validate_at(
+                        item,
+                        old,
+                        item_schema,
+                        &format!("{path}[{i}]"),
+                        depth + 1,
+                        errs,
+                    );
                 }
             }
         }
@@ -227,17 +254,24 @@ fn validate_at(
                 if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                     continue;
                 }
+                let old = old.and_then(|o| o.get(k));
                 if let Some(s) = schema.get("properties").and_then(|p| p.get(k)) {
-                    validate_at(v, s, &child_path(path, k), depth + 1, errs);
+                    validate_at(v, old, s, &child_path(path, k), depth + 1, errs);
                 } else if let Some(s) = schema.get("additionalProperties").filter(|a| a.is_object())
                 {
-                    validate_at(v, s, &format!("{path}[{k}]"), depth + 1, errs);
+                    validate_at(v, old, s, &format!("{path}[{k}]"), depth + 1, errs);
                 }
             }
         }
         _ => {}
     }
     check_combinators(value, schema, path, depth, errs);
+    if let Some(rules) = schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
+        super::cel::check(rules, value, old, path, errs);
+    }
 }
 
 fn shown(value: &Value) -> String {
@@ -480,11 +514,11 @@ fn check_combinators(
     };
     let passes = |s: &Value| {
         let mut e = Vec::new();
-        validate_at(value, s, path, depth + 1, &mut e);
+        validate_at(value, None, s, path, depth + 1, &mut e);
         e.is_empty()
     };
     for s in branches("allOf") {
-        validate_at(value, s, path, depth + 1, errs);
+        validate_at(value, None, s, path, depth + 1, errs);
     }
     let any = branches("anyOf");
     if !any.is_empty() && !any.iter().any(|s| passes(s)) {
@@ -577,7 +611,7 @@ mod tests {
     #[test]
     fn validation_reports_upstream_paths_and_messages() {
         let obj = json!({"spec": {"replicas": 11, "mode": "c", "cronSpec": "bad", "tags": ["x", "x"], "port": true}});
-        let errs = validate(&obj, &crontab_schema(), "");
+        let errs = validate(&obj, None, &crontab_schema(), "");
         let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
         assert!(messages.contains(
             &"spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"
@@ -595,7 +629,7 @@ mod tests {
                 .iter()
                 .any(|m| m.starts_with("spec.port: Invalid value: true"))
         );
-        let missing = validate(&json!({"spec": {}}), &crontab_schema(), "");
+        let missing = validate(&json!({"spec": {}}), None, &crontab_schema(), "");
         assert_eq!(missing, vec![FieldError::required("spec.cronSpec", "")]);
     }
 
@@ -603,6 +637,7 @@ mod tests {
     fn wrong_types_are_type_errors() {
         let errs = validate(
             &json!({"spec": {"cronSpec": "* * * * *", "replicas": "three"}}),
+            None,
             &crontab_schema(),
             "",
         );
@@ -614,6 +649,7 @@ mod tests {
         );
         let ok = validate(
             &json!({"spec": {"cronSpec": "* * * * *", "replicas": 3, "port": "http"}}),
+            None,
             &crontab_schema(),
             "",
         );
@@ -623,7 +659,7 @@ mod tests {
     #[test]
     fn combinators_validate_values() {
         let schema = json!({"type": "object", "properties": {"v": {"type": "integer", "oneOf": [{"minimum": 5}, {"maximum": 2}]}}});
-        assert!(validate(&json!({"v": 7}), &schema, "").is_empty());
-        assert_eq!(validate(&json!({"v": 3}), &schema, "").len(), 1);
+        assert!(validate(&json!({"v": 7}), None, &schema, "").is_empty());
+        assert_eq!(validate(&json!({"v": 3}), None, &schema, "").len(), 1);
     }
 }

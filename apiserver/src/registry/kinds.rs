@@ -21,12 +21,9 @@ use super::strategies::{self as s, Printer as P};
 use super::strategy::Strategy;
 
 /// Round-trips a JSON object through the typed form of `K`.
-/// Empty lists are dropped, as Go's `omitempty` does on the way out.
 fn codec<K: DeserializeOwned + Serialize>(value: Value) -> Result<Value, String> {
     let typed: K = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    let mut normalised = serde_json::to_value(typed).map_err(|e| e.to_string())?;
-    super::meta::drop_empty_lists(&mut normalised);
-    Ok(normalised)
+    serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 fn schema<K: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -370,12 +370,15 @@ impl<'a> Store<'a> {
             }
         }
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
-        let decoded = (self.info.codec)(obj).map_err(|e| {
+        let mut decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
         })?;
         let unknown = sent
             .map(|s| unknown_fields(&s, &decoded))
             .unwrap_or_default();
+        if self.info.strategy.omits_empty_lists() {
+            meta::drop_empty_lists(&mut decoded);
+        }
         if unknown.is_empty() {
             return Ok(decoded);
         }

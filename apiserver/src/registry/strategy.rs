@@ -172,6 +172,13 @@ pub trait Strategy: Send + Sync + 'static {
         default_cells(obj)
     }
 
+    /// Whether empty lists are dropped from stored objects, as Go's
+    /// `omitempty` does for built-in types; custom resources keep exactly
+    /// what was sent.
+    fn omits_empty_lists(&self) -> bool {
+        true
+    }
+
     /// Why creating objects is refused for now (405), e.g. custom
     /// resources whose CRD is being deleted.
     fn create_refused(&self) -> Option<&'static str> {

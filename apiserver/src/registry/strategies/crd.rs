@@ -120,6 +120,22 @@ fn validate_schema(schema: &Value, path: &str, root: bool, errs: &mut Vec<FieldE
             &format!("must be a valid regular expression, but isn't: {e}"),
         ));
     }
+    for (i, rule) in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
+        if let Err(e) = crate::crd::cel::compile(text) {
+            errs.push(FieldError::invalid(
+                format!("{path}.x-kubernetes-validations[{i}].rule"),
+                &json!(text),
+                &format!("compilation failed: {e}"),
+            ));
+        }
+    }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, s) in props {
             validate_schema(s, &format!("{path}.properties[{k}]"), false, errs);
