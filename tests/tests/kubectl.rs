@@ -72,6 +72,9 @@ async fn create_get_patch_delete_from_yaml_files() -> Result<()> {
         "terminationMessagePath: /dev/termination-log",
         "phase: Pending",
         "protocol: TCP",
+        // DefaultTolerationSeconds admission.
+        "key: node.kubernetes.io/not-ready",
+        "tolerationSeconds: 300",
     ] {
         assert!(pod.contains(field), "missing {field} in\n{pod}");
     }

@@ -6,6 +6,7 @@
 //! generic store runs the chain for every write without naming a kind.
 
 pub mod priority;
+pub mod tolerations;
 
 use serde_json::Value;
 
@@ -43,7 +44,9 @@ impl Attributes<'_> {
 
 /// Runs the mutating plugins: each may change `obj` or refuse the write.
 pub async fn mutate(attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<()> {
-    priority::admit(attrs, obj).await
+    priority::admit(attrs, obj).await?;
+    tolerations::admit(attrs, obj);
+    Ok(())
 }
 
 /// Runs the validating plugins on the final object: each may refuse it.
