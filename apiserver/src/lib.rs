@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod fieldmanager;
 pub mod fieldvalidation;
 pub mod handlers;
 pub mod metrics;

@@ -125,6 +125,8 @@ pub struct WriteOptions {
     /// Warnings for the response's `Warning` headers (unknown fields under
     /// `fieldValidation=Warn`).
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Who writes, for `managedFields`; `force` for an apply.
+    pub field_manager: crate::fieldmanager::Options,
 }
 
 /// A patch document and its type.
@@ -137,6 +139,9 @@ pub enum Patch {
     /// `application/strategic-merge-patch+json`, merged by the kind's
     /// patch metadata (list merge keys, directives).
     Strategic(Value),
+    /// `application/apply-patch+yaml`: server-side apply of a manager's
+    /// configuration (see [`crate::fieldmanager`]).
+    Apply(Value),
 }
 
 /// `DeleteOptions` as far as the store acts on them.
@@ -303,10 +308,9 @@ impl<'a> Store<'a> {
         Subject::new(self.info.group, self.info.plural, name)
     }
 
-    /// Checks the body's kind and apiVersion and round-trips it through the
-    /// kind's type: wrong field types are refused with 400, unknown fields
-    /// handled per `fieldValidation`.
-    pub fn decode(&self, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    /// Checks a body's kind and apiVersion against the URL's, filling them
+    /// in when missing.
+    pub(crate) fn check_type(&self, obj: &mut Value) -> ApiResult<()> {
         let Some(map) = obj.as_object_mut() else {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -336,6 +340,15 @@ impl<'a> Store<'a> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Checks the body's kind and apiVersion and round-trips it through the
+    /// kind's type: wrong field types are refused with 400, unknown fields
+    /// handled per `fieldValidation`.
+    pub fn decode(&self, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        self.check_type(&mut obj)?;
+        let reset_managed_fields = crate::fieldmanager::managed::is_reset(&obj);
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
         let mut decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
@@ -344,6 +357,11 @@ impl<'a> Store<'a> {
             .map(|s| unknown_fields(&s, &decoded))
             .unwrap_or_default();
         meta::drop_empty_lists(&mut decoded);
+        if reset_managed_fields {
+            // `managedFields: []` asks for ownership to be cleared; keep
+            // it visible to the field manager.
+            meta::set_meta(&mut decoded, "managedFields", json!([]));
+        }
         if unknown.is_empty() {
             return Ok(decoded);
         }
@@ -481,6 +499,7 @@ impl<'a> Store<'a> {
         let obj_ns = namespace(&obj).to_string();
         self.check_namespace(&obj_ns, &obj_name).await?;
         admission::validate(&attrs, &obj).await?;
+        self.track_fields(None, &mut obj, Part::Main, opts);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -614,6 +633,11 @@ impl<'a> Store<'a> {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Patch::Apply(config) = patch {
+            return self
+                .server_side_apply(ns, obj_name, config, part, opts)
+                .await;
+        }
         loop {
             let current = self.get_cached(ns, obj_name).await?;
             let doc = self.apply_patch(&current.value, patch, Some(self.info))?;
@@ -642,6 +666,26 @@ impl<'a> Store<'a> {
         }
     }
 
+    /// Which fields a write of `part` may come to own.
+    pub(crate) fn field_scope(&self, part: Part) -> crate::fieldmanager::Scope {
+        crate::fieldmanager::Scope {
+            part,
+            has_status: self.info.strategy.has_status(),
+        }
+    }
+
+    /// Records the write's field ownership in `new`'s `managedFields`.
+    fn track_fields(&self, old: Option<&Value>, new: &mut Value, part: Part, opts: &WriteOptions) {
+        crate::fieldmanager::track(
+            old,
+            new,
+            &opts.field_manager,
+            self.field_scope(part),
+            &self.info.api_version(),
+            &crate::fieldmanager::TypeSource::of(self.info),
+        );
+    }
+
     /// Applies a patch document to `doc`. Strategic merge needs the kind
     /// (`strategic_for`); without one (e.g. a Scale) it merges like a JSON
     /// merge patch, which is what it means for objects without lists.
@@ -658,6 +702,11 @@ impl<'a> Store<'a> {
                 doc = crate::strategicmerge::apply(info, &doc, p).map_err(|e| {
                     ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
                 })?;
+            }
+            (Patch::Apply(_), _) => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml",
+                ));
             }
             (Patch::Json(p), _) => json_patch::patch(&mut doc, p).map_err(|e| {
                 ApiError::invalid(
@@ -783,6 +832,7 @@ impl<'a> Store<'a> {
         if let Some(attrs) = &attrs {
             admission::validate(attrs, &new).await?;
         }
+        self.track_fields(Some(&old), &mut new, part, opts);
         let mut unchanged = old.clone();
         meta::remove_meta(&mut unchanged, "resourceVersion");
         if unchanged == new {

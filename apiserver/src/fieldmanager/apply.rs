@@ -1,0 +1,128 @@
+//! Server-side apply: merge a manager's configuration into the live object
+//! and decide ownership, as structured-merge-diff's `Updater.Apply`.
+
+use serde_json::{Map, Value};
+
+use super::fieldset::FieldSet;
+use super::managed::{self, Entry, Operation};
+use super::schema::TypeSource;
+use super::walk;
+use super::{Options, Scope};
+use crate::registry::meta;
+
+/// One field another manager owns that the apply would change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// The owner as messages name it (`"kubectl" using apps/v1`).
+    pub manager: String,
+    /// The field's path elements.
+    pub path: Vec<String>,
+}
+
+/// Why an apply was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyError {
+    /// The configuration cannot be applied (duplicate or unkeyed items).
+    Invalid(String),
+    /// Fields owned by other managers would change; `force` takes them.
+    Conflicts(Vec<Conflict>),
+}
+
+/// Applies `config` by `opts.manager` to `live` (`None`: the object does
+/// not exist yet) and returns the object to write, its `managedFields`
+/// already decided:
+///
+/// - the manager's `Apply` entry becomes exactly the configuration's fields;
+/// - fields it applied before but no longer does, and nobody else owns,
+///   are removed from the object;
+/// - fields whose value changes and that other managers own are conflicts,
+///   unless `force`, which moves them to this manager.
+pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    opts: &Options,
+    scope: Scope,
+    api_version: &str,
+    types: &TypeSource,
+) -> Result<Value, ApplyError> {
+    let root = types.root();
+    let mut config = config.clone();
+    walk::drop_nulls(&mut config);
+    let applied = scope.restrict(&walk::field_set(&config, &root).map_err(ApplyError::Invalid)?);
+    let empty = Value::Object(Map::new());
+    let live_clean = live.map(managed::without).unwrap_or(empty);
+    let mut entries = live
+        .and_then(|l| managed::decode(l).ok().flatten())
+        .unwrap_or_default();
+    let sub = opts.subresource.as_str();
+    let mine = |e: &Entry| e.is(&opts.manager, Operation::Apply, api_version, sub);
+
+    let mut merged = walk::merge(&live_clean, &config, &root);
+
+    // Prune what this manager stopped applying, unless someone owns it.
+    let last = entries
+        .iter()
+        .find(|e| mine(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let owned = entries
+        .iter()
+        .filter(|e| !mine(e))
+        .fold(applied.clone(), |acc, e| acc.union(&e.fields));
+    let dropped = last.difference(&owned);
+    for path in dropped.paths().iter().rev() {
+        let owned_below = owned.subtree(path).is_some_and(|s| !s.is_empty());
+        if !owned_below {
+            walk::remove_path(&mut merged, path, &root);
+        }
+    }
+
+    let cmp = walk::compare(Some(&live_clean), Some(&merged), &root);
+    let changed = scope.restrict(&cmp.added.union(&cmp.modified));
+    let removed = scope.restrict(&cmp.removed);
+    let mut conflicts = Vec::new();
+    for e in entries.iter_mut().filter(|e| !mine(e)) {
+        let taken = e.fields.intersection(&changed);
+        if taken.is_empty() {
+            continue;
+        }
+        conflicts.extend(taken.paths().into_iter().map(|path| Conflict {
+            manager: e.describe(),
+            path,
+        }));
+        e.fields = e.fields.difference(&taken);
+    }
+    if !conflicts.is_empty() && !opts.force {
+        return Err(ApplyError::Conflicts(conflicts));
+    }
+    for e in &mut entries {
+        e.fields = e.fields.difference(&removed);
+    }
+    let object_changed = merged != live_clean;
+    let now = meta::now_rfc3339();
+    match entries.iter_mut().find(|e| mine(e)) {
+        Some(e) => {
+            if object_changed || e.fields != applied {
+                e.time = Some(now);
+            }
+            e.fields = applied;
+            e.api_version = api_version.to_string();
+        }
+        None => entries.push(Entry {
+            manager: opts.manager.clone(),
+            operation: Operation::Apply,
+            api_version: api_version.to_string(),
+            time: Some(now),
+            subresource: sub.to_string(),
+            fields: applied,
+        }),
+    }
+    managed::encode(&mut merged, entries);
+    Ok(merged)
+}
+
+/// The fields a configuration would own under `scope` (for tests and
+/// diagnostics).
+pub fn owned_by(config: &Value, scope: Scope, types: &TypeSource) -> Result<FieldSet, String> {
+    walk::field_set(config, &types.root()).map(|s| scope.restrict(&s))
+}

@@ -1,0 +1,303 @@
+//! Walks over objects along their [`Shape`]: the field set of an applied
+//! configuration, the difference between two versions of an object, the
+//! merge of a configuration into a live object, and removing one path.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::fieldset::{self, FieldSet};
+use super::schema::{ListType, Shape};
+
+/// Deepest nesting walked; deeper objects are refused.
+const MAX_DEPTH: usize = 200;
+
+/// The path element of one list item, `None` when the list cannot be
+/// tracked per item (a key field missing, or not an object).
+fn item_element(item: &Value, list: &ListType, shape: &Shape<'_>) -> Option<String> {
+    match list {
+        ListType::Atomic => None,
+        ListType::Set => Some(fieldset::value(item)),
+        ListType::Map(keys) if keys.is_empty() => None,
+        ListType::Map(keys) => {
+            let obj = item.as_object()?;
+            let defaults: Vec<Option<Value>> = keys
+                .iter()
+                .map(|k| match obj.get(k) {
+                    Some(_) => None,
+                    None => shape.key_default(k),
+                })
+                .collect();
+            let mut fields = Vec::with_capacity(keys.len());
+            for (k, default) in keys.iter().zip(&defaults) {
+                match (obj.get(k), default) {
+                    (Some(v), _) => fields.push((k.as_str(), v)),
+                    (None, Some(d)) => fields.push((k.as_str(), d)),
+                    (None, None) => return None,
+                }
+            }
+            Some(fieldset::key(&fields))
+        }
+    }
+}
+
+/// A list's items by path element, or `None` when the list is atomic or
+/// some item cannot be keyed (then the list is treated as atomic).
+fn index_items<'v>(items: &'v [Value], shape: &Shape<'_>) -> Option<BTreeMap<String, &'v Value>> {
+    let list = shape.list_type();
+    if list == ListType::Atomic {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for item in items {
+        out.insert(item_element(item, &list, shape)?, item);
+    }
+    Some(out)
+}
+
+/// The fields a configuration sets: every leaf, plus every list item
+/// itself. Duplicate items are refused, as upstream does.
+pub fn field_set(config: &Value, shape: &Shape<'_>) -> Result<FieldSet, String> {
+    collect(config, shape, 0)
+}
+
+fn collect(v: &Value, shape: &Shape<'_>, depth: usize) -> Result<FieldSet, String> {
+    if depth > MAX_DEPTH {
+        return Err("the object is nested too deeply".into());
+    }
+    let mut set = FieldSet::new();
+    match v {
+        Value::Object(m) if !shape.is_atomic_map() => {
+            for (k, child) in m {
+                let mut sub = collect(child, &shape.field(k), depth + 1)?;
+                if sub.is_empty() {
+                    sub.set_member(true);
+                }
+                set.put_child(fieldset::field(k), sub);
+            }
+        }
+        Value::Array(items) => {
+            let list = shape.list_type();
+            if list == ListType::Atomic {
+                return Ok(set);
+            }
+            let item_shape = shape.items();
+            for item in items {
+                let Some(pe) = item_element(item, &list, shape) else {
+                    return Err(missing_key(&list));
+                };
+                if set.child(&pe).is_some() {
+                    return Err(format!(
+                        "duplicate entries for key {}",
+                        fieldset::path_string(&[pe])
+                    ));
+                }
+                let mut sub = match list {
+                    ListType::Set => FieldSet::new(),
+                    _ => collect(item, &item_shape, depth + 1)?,
+                };
+                sub.set_member(true);
+                set.put_child(pe, sub);
+            }
+        }
+        _ => {}
+    }
+    Ok(set)
+}
+
+fn missing_key(list: &ListType) -> String {
+    match list {
+        ListType::Map(keys) => format!(
+            "associative list with keys has an element that omits key field(s) {}",
+            keys.iter()
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "list item cannot be tracked".into(),
+    }
+}
+
+/// What changed between two versions of an object.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Comparison {
+    /// Paths only the new version has.
+    pub added: FieldSet,
+    /// Leaves whose value changed.
+    pub modified: FieldSet,
+    /// Paths only the old version has.
+    pub removed: FieldSet,
+}
+
+/// Compares two versions of an object (`None`: it did not exist).
+pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: &Shape<'_>) -> Comparison {
+    let mut out = Comparison::default();
+    let mut path = Vec::new();
+    diff(old, new, shape, &mut path, false, &mut out);
+    out
+}
+
+fn diff(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    shape: &Shape<'_>,
+    path: &mut Vec<String>,
+    is_item: bool,
+    out: &mut Comparison,
+) {
+    if path.len() > MAX_DEPTH {
+        return;
+    }
+    let granular = match (old, new) {
+        (Some(Value::Object(_)) | None, Some(Value::Object(_)) | None)
+            if !shape.is_atomic_map() =>
+        {
+            let empty = Map::new();
+            let a = old.and_then(Value::as_object).unwrap_or(&empty);
+            let b = new.and_then(Value::as_object).unwrap_or(&empty);
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                path.push(fieldset::field(k));
+                diff(a.get(k), b.get(k), &shape.field(k), path, false, out);
+                path.pop();
+            }
+            Some(old.is_none_or(|_| a.is_empty()) && new.is_none_or(|_| b.is_empty()))
+        }
+        (Some(Value::Array(_)) | None, Some(Value::Array(_)) | None) => {
+            let empty = Vec::new();
+            let a = old.and_then(Value::as_array).unwrap_or(&empty);
+            let b = new.and_then(Value::as_array).unwrap_or(&empty);
+            match (index_items(a, shape), index_items(b, shape)) {
+                (Some(ia), Some(ib)) => {
+                    let item_shape = shape.items();
+                    let keys: std::collections::BTreeSet<&String> =
+                        ia.keys().chain(ib.keys()).collect();
+                    for k in keys {
+                        path.push(k.clone());
+                        let (x, y) = (ia.get(k).copied(), ib.get(k).copied());
+                        diff(x, y, &item_shape, path, true, out);
+                        path.pop();
+                    }
+                    Some(old.is_none_or(|_| a.is_empty()) && new.is_none_or(|_| b.is_empty()))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if path.is_empty() {
+        return;
+    }
+    match granular {
+        // A struct's presence is not tracked, only its fields (unless it
+        // is empty, when its presence is all there is).
+        Some(empty) if !is_item && shape.is_struct() && !empty => {}
+        Some(_) => {
+            if old.is_none() && new.is_some() {
+                out.added.insert(path);
+            } else if new.is_none() && old.is_some() {
+                out.removed.insert(path);
+            }
+        }
+        None => match (old, new) {
+            (None, Some(_)) => out.added.insert(path),
+            (Some(_), None) => out.removed.insert(path),
+            (Some(a), Some(b)) if a != b => out.modified.insert(path),
+            _ => {}
+        },
+    }
+}
+
+/// Merges an applied configuration into a live object: maps and structs
+/// field by field, associative lists and sets item by item, everything
+/// else replaced by the configuration's value.
+pub fn merge(live: &Value, config: &Value, shape: &Shape<'_>) -> Value {
+    match (live, config) {
+        (Value::Object(l), Value::Object(c)) if !shape.is_atomic_map() => {
+            let mut out = l.clone();
+            for (k, cv) in c {
+                let merged = match l.get(k) {
+                    Some(lv) => merge(lv, cv, &shape.field(k)),
+                    None => cv.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(l), Value::Array(c)) => {
+            match (index_items(l, shape), index_items(c, shape)) {
+                (Some(_), Some(ic)) => {
+                    let item_shape = shape.items();
+                    let list = shape.list_type();
+                    let mut out: Vec<Value> = Vec::with_capacity(l.len() + c.len());
+                    let mut seen = std::collections::BTreeSet::new();
+                    for item in l {
+                        let pe = item_element(item, &list, shape).unwrap_or_default();
+                        match ic.get(&pe) {
+                            Some(cv) => out.push(merge(item, cv, &item_shape)),
+                            None => out.push(item.clone()),
+                        }
+                        seen.insert(pe);
+                    }
+                    for item in c {
+                        let pe = item_element(item, &list, shape).unwrap_or_default();
+                        if !seen.contains(&pe) {
+                            out.push(item.clone());
+                            seen.insert(pe);
+                        }
+                    }
+                    Value::Array(out)
+                }
+                _ => config.clone(),
+            }
+        }
+        _ => config.clone(),
+    }
+}
+
+/// Removes the value at `path` from `obj`; false when nothing is there.
+pub fn remove_path(obj: &mut Value, path: &[String], shape: &Shape<'_>) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    match (obj, first.split_once(':')) {
+        (Value::Object(m), Some(("f", name))) => {
+            if rest.is_empty() {
+                m.remove(name).is_some()
+            } else {
+                let child_shape = shape.field(name);
+                m.get_mut(name)
+                    .is_some_and(|c| remove_path(c, rest, &child_shape))
+            }
+        }
+        (Value::Array(items), Some((_, _))) => {
+            let list = shape.list_type();
+            let position = items.iter().position(|item| {
+                item_element(item, &list, shape).as_deref() == Some(first.as_str())
+            });
+            let Some(i) = position else {
+                return false;
+            };
+            if rest.is_empty() {
+                items.remove(i);
+                true
+            } else {
+                remove_path(&mut items[i], rest, &shape.items())
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Drops `null` members of objects: in an applied configuration they mean
+/// "not set".
+pub fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}

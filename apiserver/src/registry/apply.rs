@@ -1,0 +1,109 @@
+//! Server-side apply through the generic store: the configuration is
+//! checked against the URL, merged by the field manager, and the result
+//! written like any other patch (defaults, admission, validation), or
+//! created when the object does not exist yet.
+
+use serde_json::{Value, json};
+
+use super::meta;
+use super::store::{Part, Store, WriteOptions};
+use crate::error::{ApiError, ApiResult};
+use crate::fieldmanager::{self, ApplyError, TypeSource};
+
+impl Store<'_> {
+    /// PATCH with `application/apply-patch+yaml`.
+    pub(crate) async fn server_side_apply(
+        &self,
+        ns: &str,
+        obj_name: &str,
+        config: &Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let config = self.check_apply_config(obj_name, config)?;
+        let types = TypeSource::of(self.info());
+        let api_version = self.info().api_version();
+        let scope = self.field_scope(part);
+        let mut opts = opts.clone();
+        loop {
+            let current = match self.get_cached(ns, obj_name).await {
+                Ok(c) => Some(c),
+                Err(e) if e.reason == "NotFound" && part == Part::Main => None,
+                Err(e) => return Err(e),
+            };
+            let live = current.as_ref().map(|c| &c.value);
+            opts.field_manager.applied = false;
+            let applied = fieldmanager::apply(
+                live,
+                &config,
+                &opts.field_manager,
+                scope,
+                &api_version,
+                &types,
+            )
+            .map_err(|e| self.apply_error(obj_name, e))?;
+            opts.field_manager.applied = true;
+            let Some(current) = current else {
+                match self.create(ns, applied, &opts).await {
+                    Err(e) if e.reason == "AlreadyExists" => continue,
+                    other => return other,
+                }
+            };
+            let new = self.decode(applied, &opts)?;
+            if let Some(written) = self.write_update(current, new, part, &opts).await? {
+                return Ok(written);
+            }
+        }
+    }
+
+    /// The configuration must name this kind and object; a missing name
+    /// is the URL's.
+    fn check_apply_config(&self, obj_name: &str, config: &Value) -> ApiResult<Value> {
+        let Some(map) = config.as_object() else {
+            return Err(ApiError::bad_request(
+                "the body of an apply patch must be an object",
+            ));
+        };
+        for field in ["apiVersion", "kind"] {
+            if map
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "Object '{}' is missing in '{config}'",
+                    if field == "kind" { "Kind" } else { field }
+                )));
+            }
+        }
+        let mut config = config.clone();
+        let body_name = meta::name(&config).to_string();
+        if body_name.is_empty() {
+            meta::set_meta(&mut config, "name", json!(obj_name));
+        } else if body_name != obj_name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({obj_name})"
+            )));
+        }
+        // Kind and version are checked the way every body is.
+        let mut probe = json!({"kind": config["kind"], "apiVersion": config["apiVersion"]});
+        self.check_type(&mut probe)?;
+        Ok(config)
+    }
+
+    fn apply_error(&self, obj_name: &str, e: ApplyError) -> ApiError {
+        match e {
+            ApplyError::Conflicts(c) => fieldmanager::conflict_error(&c),
+            ApplyError::Invalid(why) => ApiError::invalid(
+                self.info().kind,
+                self.subject(obj_name),
+                vec![crate::error::FieldError {
+                    reason: "FieldValueInvalid",
+                    field: String::new(),
+                    message: format!("failed to create typed patch object: {why}"),
+                }],
+            ),
+        }
+    }
+}
