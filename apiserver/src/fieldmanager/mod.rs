@@ -154,11 +154,10 @@ pub fn options_invalid(kind: &str, errs: Vec<FieldError>) -> ApiResult<()> {
     if errs.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(
-        kind,
-        Subject::new("meta.k8s.io", "", ""),
-        errs,
-    ))
+    let mut e = ApiError::invalid(kind, Subject::new("meta.k8s.io", "", ""), errs);
+    // Upstream names the options kind with its group here.
+    e.message = e.message.replacen(kind, &format!("{kind}.meta.k8s.io"), 1);
+    Err(e)
 }
 
 /// The 409 of an apply that would change fields other managers own.
