@@ -61,23 +61,25 @@ impl TypeSource {
 
     /// The root of the object.
     pub fn root(&self) -> Shape<'_> {
-        match &self.0 {
-            Source::Builtin(k) => Shape::Builtin {
+        Shape(match &self.0 {
+            Source::Builtin(k) => Pos::Builtin {
                 node: Node::new(&k.defs, Some(&k.root)),
                 list: ListType::Atomic,
             },
-            Source::OpenApi(v) => Shape::OpenApi(Some(v)),
-            Source::Deduced => Shape::Deduced,
-        }
+            Source::OpenApi(v) => Pos::OpenApi(Some(v)),
+            Source::Deduced => Pos::Deduced,
+        })
     }
 }
 
 /// A position in a kind's type, reached by field names and list items.
 #[derive(Clone)]
-pub enum Shape<'a> {
+pub struct Shape<'a>(Pos<'a>);
+
+#[derive(Clone)]
+enum Pos<'a> {
     /// Within a built-in kind; `list` is how the field holding this value
     /// (if a list) owns its items, decided by the parent's tags.
-    #[allow(private_interfaces)]
     Builtin {
         /// The schema position.
         node: Node<'a>,
@@ -148,44 +150,44 @@ fn builtin_list(parent: Option<&str>, field: &str, meta: FieldMeta) -> ListType 
 impl<'a> Shape<'a> {
     /// The shape of field `name` of this struct or map.
     pub fn field(&self, name: &str) -> Shape<'a> {
-        match self {
-            Shape::Builtin { node, .. } => {
+        Shape(match &self.0 {
+            Pos::Builtin { node, .. } => {
                 let (child, meta) = node.field(name);
-                Shape::Builtin {
+                Pos::Builtin {
                     node: child,
                     list: builtin_list(node.name, name, meta),
                 }
             }
-            Shape::OpenApi(Some(s)) => {
+            Pos::OpenApi(Some(s)) => {
                 let prop = s
                     .get("properties")
                     .and_then(|p| p.get(name))
                     .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()));
-                Shape::OpenApi(prop)
+                Pos::OpenApi(prop)
             }
-            Shape::OpenApi(None) => Shape::OpenApi(None),
-            Shape::Deduced => Shape::Deduced,
-        }
+            Pos::OpenApi(None) => Pos::OpenApi(None),
+            Pos::Deduced => Pos::Deduced,
+        })
     }
 
     /// The shape of this list's items.
     pub fn items(&self) -> Shape<'a> {
-        match self {
-            Shape::Builtin { node, .. } => Shape::Builtin {
+        Shape(match &self.0 {
+            Pos::Builtin { node, .. } => Pos::Builtin {
                 node: node.items(),
                 list: ListType::Atomic,
             },
-            Shape::OpenApi(Some(s)) => Shape::OpenApi(s.get("items")),
-            Shape::OpenApi(None) => Shape::OpenApi(None),
-            Shape::Deduced => Shape::Deduced,
-        }
+            Pos::OpenApi(Some(s)) => Pos::OpenApi(s.get("items")),
+            Pos::OpenApi(None) => Pos::OpenApi(None),
+            Pos::Deduced => Pos::Deduced,
+        })
     }
 
     /// How this list owns its items.
     pub fn list_type(&self) -> ListType {
-        match self {
-            Shape::Builtin { list, .. } => list.clone(),
-            Shape::OpenApi(Some(s)) => {
+        match &self.0 {
+            Pos::Builtin { list, .. } => list.clone(),
+            Pos::OpenApi(Some(s)) => {
                 match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
                     Some("set") => ListType::Set,
                     Some("map") => ListType::Map(
@@ -202,18 +204,18 @@ impl<'a> Shape<'a> {
                     _ => ListType::Atomic,
                 }
             }
-            Shape::OpenApi(None) | Shape::Deduced => ListType::Atomic,
+            Pos::OpenApi(None) | Pos::Deduced => ListType::Atomic,
         }
     }
 
     /// Whether this struct or map is owned as one value.
     pub fn is_atomic_map(&self) -> bool {
-        match self {
-            Shape::Builtin { node, .. } => node.name.is_some_and(|n| ATOMIC_STRUCTS.contains(&n)),
-            Shape::OpenApi(Some(s)) => {
+        match &self.0 {
+            Pos::Builtin { node, .. } => node.name.is_some_and(|n| ATOMIC_STRUCTS.contains(&n)),
+            Pos::OpenApi(Some(s)) => {
                 s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
             }
-            Shape::OpenApi(None) | Shape::Deduced => false,
+            Pos::OpenApi(None) | Pos::Deduced => false,
         }
     }
 
@@ -221,10 +223,10 @@ impl<'a> Shape<'a> {
     /// struct's own presence is not owned, only its fields, as Go's
     /// non-pointer structs are always there.
     pub fn is_struct(&self) -> bool {
-        let schema = match self {
-            Shape::Builtin { node, .. } => node.schema,
-            Shape::OpenApi(s) => *s,
-            Shape::Deduced => None,
+        let schema = match &self.0 {
+            Pos::Builtin { node, .. } => node.schema,
+            Pos::OpenApi(s) => *s,
+            Pos::Deduced => None,
         };
         schema.is_some_and(|s| s.get("properties").is_some())
     }
@@ -232,18 +234,18 @@ impl<'a> Shape<'a> {
     /// The default of key field `key` of this list's items, if the schema
     /// gives one.
     pub fn key_default(&self, key: &str) -> Option<Value> {
-        match self {
-            Shape::Builtin { .. } => KEY_DEFAULTS
+        match &self.0 {
+            Pos::Builtin { .. } => KEY_DEFAULTS
                 .iter()
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| Value::from(*v)),
-            Shape::OpenApi(Some(s)) => s
+            Pos::OpenApi(Some(s)) => s
                 .get("items")
                 .and_then(|i| i.get("properties"))
                 .and_then(|p| p.get(key))
                 .and_then(|k| k.get("default"))
                 .cloned(),
-            Shape::OpenApi(None) | Shape::Deduced => None,
+            Pos::OpenApi(None) | Pos::Deduced => None,
         }
     }
 }
