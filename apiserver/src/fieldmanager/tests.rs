@@ -515,3 +515,33 @@ fn duplicate_keys_in_a_config_are_refused() {
         Err(ApplyError::Invalid(m)) if m.contains("duplicate entries")
     ));
 }
+
+#[test]
+fn managed_fields_survive_the_kind_codec_unchanged() {
+    let created = update_as(None, deploy(3), "creator");
+    let decoded = (info("Deployment").codec)(created.clone()).unwrap_or_default();
+    assert_eq!(
+        decoded["metadata"]["managedFields"],
+        created["metadata"]["managedFields"]
+    );
+}
+
+#[test]
+fn update_entries_beyond_ten_merge_into_ancient_changes() {
+    let mut obj = update_as(None, deploy(0), "creator");
+    for i in 1..=12 {
+        let mut next = obj.clone();
+        next["metadata"]["labels"][format!("l{i}")] = json!("x");
+        obj = update_as(Some(&obj), next, &format!("writer-{i:02}"));
+    }
+    let entries = managed::decode(&obj).ok().flatten().unwrap_or_default();
+    assert_eq!(entries.len(), update::MAX_UPDATE_MANAGERS);
+    let ancient = entries
+        .iter()
+        .find(|e| e.manager == update::ANCIENT_CHANGES)
+        .map(|e| e.fields.to_fields_v1());
+    // The oldest writers' fields live on in the bucket.
+    let ancient = ancient.unwrap_or_else(|| panic!("no bucket in {entries:?}"));
+    assert!(ancient["f:spec"].get("f:replicas").is_some(), "{ancient}");
+    assert!(entries.iter().any(|e| e.manager == "writer-12"));
+}

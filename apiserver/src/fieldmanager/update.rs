@@ -2,6 +2,8 @@
 //! the one about to be stored goes to the writing manager (an `Update`
 //! entry) and leaves every other manager; removed fields leave everyone.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::managed::{self, Entry, Operation};
@@ -74,5 +76,69 @@ pub fn track(
             }
         }
     }
+    cap_updaters(&mut entries);
     managed::encode(new, entries);
+}
+
+/// Most `Update` entries an object keeps, as upstream's default.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The entry older updates are merged into once there are too many.
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Keeps at most [`MAX_UPDATE_MANAGERS`] `Update` entries: the oldest are
+/// merged, per apiVersion, into an `ancient-changes` entry (upstream's
+/// `capManagersManager`), so many one-off writers cannot grow the object
+/// without bound.
+pub fn cap_updaters(entries: &mut Vec<Entry>) {
+    let is_update = |e: &Entry| e.operation == Operation::Update;
+    let mut length = entries.iter().filter(|e| is_update(e)).count();
+    if length <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    let (mut updaters, appliers): (Vec<Entry>, Vec<Entry>) =
+        std::mem::take(entries).into_iter().partition(is_update);
+    updaters.sort_by(|a, b| (&a.time, &a.manager).cmp(&(&b.time, &b.manager)));
+    let mut buckets: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut kept: Vec<Entry> = Vec::new();
+    for e in updaters {
+        if e.manager == ANCIENT_CHANGES && e.subresource.is_empty() {
+            buckets.insert(e.api_version.clone(), e);
+        } else {
+            kept.push(e);
+        }
+    }
+    let mut first_of_version: BTreeMap<String, usize> = BTreeMap::new();
+    let mut merged: Vec<bool> = vec![false; kept.len()];
+    for i in 0..kept.len() {
+        if length <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let version = kept[i].api_version.clone();
+        if !buckets.contains_key(&version) {
+            let Some(&first) = first_of_version.get(&version) else {
+                first_of_version.insert(version, i);
+                continue;
+            };
+            merged[first] = true;
+            let mut bucket = kept[first].clone();
+            bucket.manager = ANCIENT_CHANGES.to_string();
+            bucket.subresource = String::new();
+            buckets.insert(version.clone(), bucket);
+        }
+        if let Some(bucket) = buckets.get_mut(&version) {
+            bucket.fields = bucket.fields.union(&kept[i].fields);
+            bucket.time = kept[i].time.clone();
+            merged[i] = true;
+            length -= 1;
+        }
+    }
+    *entries = appliers;
+    entries.extend(
+        kept.into_iter()
+            .zip(merged)
+            .filter(|(_, m)| !m)
+            .map(|(e, _)| e),
+    );
+    entries.extend(buckets.into_values());
 }

@@ -20,7 +20,8 @@ impl Store<'_> {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        let config = self.check_apply_config(obj_name, config)?;
+        let config = self.check_apply_config(ns, obj_name, config)?;
+        let pinned = meta::meta_str(&config, "resourceVersion").to_string();
         let types = TypeSource::of(self.info());
         let api_version = self.info().api_version();
         let scope = self.field_scope(part);
@@ -31,6 +32,15 @@ impl Store<'_> {
                 Err(e) if e.reason == "NotFound" && part == Part::Main => None,
                 Err(e) => return Err(e),
             };
+            // A resourceVersion in the configuration is a precondition.
+            if !pinned.is_empty()
+                && current.as_ref().map(|c| c.revision.to_string()) != Some(pinned.clone())
+            {
+                return Err(ApiError::conflict(
+                    self.subject(obj_name),
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
             let live = current.as_ref().map(|c| &c.value);
             opts.field_manager.applied = false;
             let applied = fieldmanager::apply(
@@ -56,9 +66,9 @@ impl Store<'_> {
         }
     }
 
-    /// The configuration must name this kind and object; a missing name
-    /// is the URL's.
-    fn check_apply_config(&self, obj_name: &str, config: &Value) -> ApiResult<Value> {
+    /// The configuration must name this kind and object (a missing name
+    /// is the URL's) and may not carry `managedFields`.
+    fn check_apply_config(&self, ns: &str, obj_name: &str, config: &Value) -> ApiResult<Value> {
         let Some(map) = config.as_object() else {
             return Err(ApiError::bad_request(
                 "the body of an apply patch must be an object",
@@ -85,6 +95,18 @@ impl Store<'_> {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({obj_name})"
             )));
+        }
+        let body_ns = meta::namespace(&config);
+        if self.info().namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        if config
+            .pointer("/metadata/managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         // Kind and version are checked the way every body is.
         let mut probe = json!({"kind": config["kind"], "apiVersion": config["apiVersion"]});
