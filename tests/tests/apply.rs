@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result};
 use capstan_tests::fixture::{ControlPlane, KUBECTL, KUBECTL_1_28};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -349,5 +350,84 @@ async fn apply_without_field_manager_is_refused_and_updates_are_tracked() -> Res
         Some(json!({"f:data": {".": {}, "f:a": {}}}))
     );
     assert_eq!(fields("patcher"), Some(json!({"f:data": {"f:b": {}}})));
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_and_scale_subresources_apply_with_their_own_entries() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let path = cp.write("deploy.yaml", &deployment(2, "app: web", "nginx"))?;
+    cp.kubectl(&["apply", "--server-side", "-f", &path])?;
+
+    let status = cp.write(
+        "status.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nstatus: {replicas: 2, readyReplicas: 1}\n",
+    )?;
+    let out = cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--subresource=status",
+        "--field-manager=status-writer",
+        "-f",
+        &status,
+    ])?;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let ready = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ])?;
+    assert_eq!(ready.trim(), "1");
+
+    // Scaling through the scale subresource meets kubectl's ownership of
+    // replicas, and takes it when forced.
+    let api: Api<Deployment> = Api::namespaced(cp.client().await?, "default");
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "web"}, "spec": {"replicas": 6}});
+    let err = api
+        .patch_scale(
+            "web",
+            &PatchParams::apply("autoscaler"),
+            &Patch::Apply(&scale),
+        )
+        .await
+        .err()
+        .context("a conflicting scale apply must fail")?;
+    let kube::Error::Api(status) = err else {
+        anyhow::bail!("unexpected error {err}");
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+    );
+    let scaled = api
+        .patch_scale(
+            "web",
+            &PatchParams::apply("autoscaler").force(),
+            &Patch::Apply(&scale),
+        )
+        .await?;
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(6));
+    let replicas = cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
+    assert_eq!(replicas.trim(), "6");
+
+    let yaml = cp.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ])?;
+    for want in [
+        "manager: status-writer",
+        "subresource: status",
+        "manager: autoscaler",
+        "subresource: scale",
+    ] {
+        assert!(yaml.contains(want), "missing {want:?} in\n{yaml}");
+    }
     Ok(())
 }

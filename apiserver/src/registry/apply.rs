@@ -29,7 +29,14 @@ impl Store<'_> {
         loop {
             let current = match self.get_cached(ns, obj_name).await {
                 Ok(c) => Some(c),
-                Err(e) if e.reason == "NotFound" && part == Part::Main => None,
+                // Apply creates, except through a subresource.
+                Err(e)
+                    if e.reason == "NotFound"
+                        && part == Part::Main
+                        && opts.field_manager.subresource.is_empty() =>
+                {
+                    None
+                }
                 Err(e) => return Err(e),
             };
             // A resourceVersion in the configuration is a precondition.
@@ -64,6 +71,43 @@ impl Store<'_> {
                 return Ok(written);
             }
         }
+    }
+
+    /// PATCH `.../scale` with `application/apply-patch+yaml`: the Scale's
+    /// `spec.replicas` is the parent's, so the apply runs on the parent
+    /// with ownership recorded under the `scale` subresource.
+    pub(crate) async fn server_side_apply_scale(
+        &self,
+        ns: &str,
+        obj_name: &str,
+        config: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let kind = config
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let api_version = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if (kind, api_version) != ("Scale", "autoscaling/v1") {
+            return Err(ApiError::bad_request(format!(
+                "the apply configuration of a scale subresource must be an autoscaling/v1 Scale, got {api_version} {kind}"
+            )));
+        }
+        let mut parent = json!({
+            "apiVersion": self.info().api_version(),
+            "kind": self.info().kind,
+            "metadata": {"name": meta::name(config)},
+        });
+        if let Some(replicas) = config.pointer("/spec/replicas") {
+            parent["spec"] = json!({"replicas": replicas});
+        }
+        let applied = self
+            .server_side_apply(ns, obj_name, &parent, Part::Main, opts)
+            .await?;
+        Ok(super::scale::scale_of(&applied))
     }
 
     /// The configuration must name this kind and object (a missing name

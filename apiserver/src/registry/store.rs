@@ -749,6 +749,12 @@ impl<'a> Store<'a> {
                 ),
             ));
         }
+        // An apply's ownership is decided with the whole object, whatever
+        // part is then taken from it.
+        let applied_managed = opts
+            .field_manager
+            .applied
+            .then(|| new.pointer("/metadata/managedFields").cloned());
         match part {
             Part::Main => {
                 if strategy.has_status() {
@@ -782,6 +788,11 @@ impl<'a> Store<'a> {
                 new = old.clone();
                 new["spec"]["finalizers"] = fin;
             }
+        }
+        match applied_managed {
+            Some(Some(m)) => meta::set_meta(&mut new, "managedFields", m),
+            Some(None) => meta::remove_meta(&mut new, "managedFields"),
+            None => {}
         }
         // Fields only the server sets are carried over from the stored object.
         for f in [
