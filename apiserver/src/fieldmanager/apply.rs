@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::fieldset::FieldSet;
 use super::managed::{self, Entry, Operation};
 use super::schema::TypeSource;
-use super::walk;
 use super::{Options, Scope};
+use super::{lastapplied, walk};
 use crate::registry::meta;
 
 /// One field another manager owns that the apply would change.
@@ -51,9 +51,14 @@ pub fn apply(
     let applied = scope.restrict(&walk::field_set(&config, &root).map_err(ApplyError::Invalid)?);
     let empty = Value::Object(Map::new());
     let live_clean = live.map(managed::without).unwrap_or(empty);
-    let mut entries = live
-        .and_then(|l| managed::decode(l).ok().flatten())
-        .unwrap_or_default();
+    let mut entries = match live.map(managed::decode) {
+        Some(Ok(Some(entries))) => entries,
+        // An object nobody manages yet (written before tracking, or by the
+        // server itself) is owned by `before-first-apply`, so the first
+        // applier still meets conflicts on what it would change.
+        Some(_) => before_first_apply(&live_clean, scope, api_version, types),
+        None => Vec::new(),
+    };
     let sub = opts.subresource.as_str();
     let mine = |e: &Entry| e.is(&opts.manager, Operation::Apply, api_version, sub);
 
@@ -117,8 +122,29 @@ pub fn apply(
             fields: applied,
         }),
     }
+    lastapplied::sync(live, &mut merged, &config, &opts.manager);
     managed::encode(&mut merged, entries);
     Ok(merged)
+}
+
+/// The manager upstream credits with an unmanaged object's fields.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
+fn before_first_apply(
+    live: &Value,
+    scope: Scope,
+    api_version: &str,
+    types: &TypeSource,
+) -> Vec<Entry> {
+    let fields = scope.restrict(&walk::compare(None, Some(live), &types.root()).added);
+    vec![Entry {
+        manager: BEFORE_FIRST_APPLY.to_string(),
+        operation: Operation::Update,
+        api_version: api_version.to_string(),
+        time: Some(meta::now_rfc3339()),
+        subresource: String::new(),
+        fields,
+    }]
 }
 
 /// The fields a configuration would own under `scope` (for tests and

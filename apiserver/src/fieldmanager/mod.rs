@@ -11,9 +11,11 @@
 //! - `schema.rs`: list and map semantics of a kind (built-in or OpenAPI).
 //! - `walk.rs`: field sets of objects, comparison, merge, removal.
 //! - `managed.rs`: the `managedFields` entries in upstream's encoding.
+//! - `lastapplied.rs`: kubectl's last-applied annotation kept in step.
 
 pub mod apply;
 pub mod fieldset;
+pub mod lastapplied;
 pub mod managed;
 pub mod schema;
 pub mod update;

@@ -545,3 +545,46 @@ fn update_entries_beyond_ten_merge_into_ancient_changes() {
     assert!(ancient["f:spec"].get("f:replicas").is_some(), "{ancient}");
     assert!(entries.iter().any(|e| e.manager == "writer-12"));
 }
+
+#[test]
+fn an_unmanaged_object_is_owned_by_before_first_apply() {
+    let mut bare = deploy(3);
+    if let Some(m) = bare["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    let err = apply_as(Some(&bare), &deploy(4), &opts("kubectl"));
+    let Err(ApplyError::Conflicts(c)) = err else {
+        panic!("expected a conflict, got {err:?}");
+    };
+    assert_eq!(c[0].manager, "\"before-first-apply\" using apps/v1");
+    // The same values are simply shared.
+    let shared = applied(Some(&bare), &deploy(3), &opts("kubectl"));
+    assert_eq!(
+        managers(&shared),
+        vec![
+            ("kubectl".into(), Operation::Apply),
+            ("before-first-apply".into(), Operation::Update)
+        ]
+    );
+}
+
+#[test]
+fn kubectl_applies_keep_the_last_applied_annotation_in_step() {
+    let annotation = lastapplied::ANNOTATION;
+    let mut live = applied(None, &deploy(3), &opts("kubectl"));
+    live["metadata"]["annotations"] = json!({annotation: "{\"old\":true}"});
+    let after = applied(Some(&live), &deploy(3), &opts("kubectl"));
+    let text = after["metadata"]["annotations"][annotation]
+        .as_str()
+        .unwrap_or_default();
+    let recorded: Value = serde_json::from_str(text).unwrap_or_default();
+    assert_eq!(recorded["spec"]["replicas"], 3);
+    // Other managers, and objects without the annotation, are left alone.
+    let other = applied(Some(&live), &deploy(3), &opts("other"));
+    assert_eq!(
+        other["metadata"]["annotations"][annotation],
+        "{\"old\":true}"
+    );
+    let plain = applied(None, &deploy(3), &opts("kubectl"));
+    assert!(plain["metadata"].get("annotations").is_none());
+}
