@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::fieldset::FieldSet;
 use super::managed::{self, Entry, Operation};
-use super::schema::TypeSource;
+use super::schema::{Shape, TypeSource};
 use super::{Options, Scope};
 use super::{lastapplied, walk};
 use crate::registry::meta;
@@ -74,29 +74,12 @@ pub fn apply(
         .iter()
         .filter(|e| !mine(e))
         .fold(applied.clone(), |acc, e| acc.union(&e.fields));
-    let dropped = last.difference(&owned);
-    for path in dropped.paths().iter().rev() {
-        let owned_below = owned.subtree(path).is_some_and(|s| !s.is_empty());
-        if !owned_below {
-            walk::remove_path(&mut merged, path, &root);
-        }
-    }
+    prune(&mut merged, &last.difference(&owned), &owned, &root);
 
     let cmp = walk::compare(Some(&live_clean), Some(&merged), &root);
     let changed = scope.restrict(&cmp.added.union(&cmp.modified));
     let removed = scope.restrict(&cmp.removed);
-    let mut conflicts = Vec::new();
-    for e in entries.iter_mut().filter(|e| !mine(e)) {
-        let taken = e.fields.intersection(&changed);
-        if taken.is_empty() {
-            continue;
-        }
-        conflicts.extend(taken.paths().into_iter().map(|path| Conflict {
-            manager: e.describe(),
-            path,
-        }));
-        e.fields = e.fields.difference(&taken);
-    }
+    let conflicts = take(entries.iter_mut().filter(|e| !mine(e)), &changed);
     if !conflicts.is_empty() && !opts.force {
         return Err(ApplyError::Conflicts(conflicts));
     }
@@ -125,6 +108,34 @@ pub fn apply(
     lastapplied::sync(live, &mut merged, &config, &opts.manager);
     managed::encode(&mut merged, entries);
     Ok(merged)
+}
+
+/// Removes the `dropped` paths from the object, deepest first, except
+/// where some manager still owns something at or below them.
+fn prune(merged: &mut Value, dropped: &FieldSet, owned: &FieldSet, root: &Shape<'_>) {
+    for path in dropped.paths().iter().rev() {
+        if owned.subtree(path).is_none_or(FieldSet::is_empty) {
+            walk::remove_path(merged, path, root);
+        }
+    }
+}
+
+/// Takes the `changed` fields out of `others`' entries, returning each
+/// one taken as a conflict.
+fn take<'e>(others: impl Iterator<Item = &'e mut Entry>, changed: &FieldSet) -> Vec<Conflict> {
+    let mut conflicts = Vec::new();
+    for e in others {
+        let taken = e.fields.intersection(changed);
+        if taken.is_empty() {
+            continue;
+        }
+        conflicts.extend(taken.paths().into_iter().map(|path| Conflict {
+            manager: e.describe(),
+            path,
+        }));
+        e.fields = e.fields.difference(&taken);
+    }
+    conflicts
 }
 
 /// The manager upstream credits with an unmanaged object's fields.

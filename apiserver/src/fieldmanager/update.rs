@@ -43,10 +43,7 @@ pub fn track(
             _ => stored(),
         }
     };
-    let before = old.map(managed::without);
-    let after = managed::without(new);
-    let root = types.root();
-    let cmp = walk::compare(before.as_ref(), Some(&after), &root);
+    let cmp = walk::compare(old, Some(new), &types.root());
     let removed = scope.restrict(&cmp.removed);
     for e in &mut entries {
         e.fields = e.fields.difference(&removed);

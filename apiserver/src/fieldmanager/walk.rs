@@ -129,7 +129,14 @@ pub struct Comparison {
     pub removed: FieldSet,
 }
 
-/// Compares two versions of an object (`None`: it did not exist).
+/// Whether `key` under `path` is `metadata.managedFields`, which says who
+/// owns the object's fields and is no field of its own.
+fn is_managed_fields(path: &[String], key: &str) -> bool {
+    key == "managedFields" && path.len() == 1 && path[0] == "f:metadata"
+}
+
+/// Compares two versions of an object (`None`: it did not exist),
+/// ignoring their `metadata.managedFields`.
 pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: &Shape<'_>) -> Comparison {
     let mut out = Comparison::default();
     let mut path = Vec::new();
@@ -157,6 +164,9 @@ fn diff(
             let b = new.and_then(Value::as_object).unwrap_or(&empty);
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
+                if is_managed_fields(path, k) {
+                    continue;
+                }
                 path.push(fieldset::field(k));
                 diff(a.get(k), b.get(k), &shape.field(k), path, false, out);
                 path.pop();
