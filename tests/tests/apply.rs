@@ -431,3 +431,25 @@ async fn status_and_scale_subresources_apply_with_their_own_entries() -> Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_diff_and_dry_run_server_side_write_nothing() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let path = cp.write("deploy.yaml", &deployment(2, "app: web", "nginx"))?;
+    let out = cp.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", &path])?;
+    assert!(out.contains("serverside-applied (server dry run)"), "{out}");
+    let err = cp.kubectl_err(&["get", "deploy", "web"])?;
+    assert!(err.contains("not found"), "{err}");
+
+    cp.kubectl(&["apply", "--server-side", "-f", &path])?;
+    cp.write("deploy.yaml", &deployment(3, "app: web", "nginx"))?;
+    // `kubectl diff` exits 1 when there are differences.
+    let out = cp.kubectl_with(KUBECTL, &["diff", "--server-side", "-f", &path])?;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("-  replicas: 2"), "{shown}");
+    assert!(shown.contains("+  replicas: 3"), "{shown}");
+    let replicas = cp.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
+    assert_eq!(replicas.trim(), "2");
+    Ok(())
+}
