@@ -588,3 +588,31 @@ fn kubectl_applies_keep_the_last_applied_annotation_in_step() {
     let plain = applied(None, &deploy(3), &opts("kubectl"));
     assert!(plain["metadata"].get("annotations").is_none());
 }
+
+#[test]
+fn applied_fields_the_object_does_not_hold_are_not_owned() {
+    let mut config = deploy(3);
+    config["spec"]["bogus"] = json!(1);
+    let mut obj = applied(None, &config, &opts("a"));
+    assert!(
+        owned(&obj, "a", Operation::Apply)["f:spec"]
+            .get("f:bogus")
+            .is_some()
+    );
+    // Decoding drops the unknown field before the write.
+    if let Some(spec) = obj["spec"].as_object_mut() {
+        spec.remove("bogus");
+    }
+    let o = Options {
+        applied: true,
+        ..opts("a")
+    };
+    track(None, &mut obj, &o, MAIN, "apps/v1", &types("Deployment"));
+    let fields = owned(&obj, "a", Operation::Apply);
+    assert!(fields["f:spec"].get("f:bogus").is_none(), "{fields}");
+    assert_eq!(fields["f:spec"]["f:replicas"], json!({}));
+    assert_eq!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"],
+        json!({".": {}, "f:image": {}, "f:name": {}})
+    );
+}

@@ -48,6 +48,14 @@ pub fn track(
     for e in &mut entries {
         e.fields = e.fields.difference(&removed);
     }
+    if opts.applied {
+        // What the applier configured but the object does not hold (a
+        // field the kind does not have, dropped by decoding) is not owned.
+        let held = walk::compare(None, Some(new), &types.root()).added;
+        for e in &mut entries {
+            e.fields = e.fields.intersection(&held);
+        }
+    }
     if !opts.applied && !opts.manager.is_empty() {
         let changed = scope.restrict(&cmp.added.union(&cmp.modified));
         if !changed.is_empty() {
