@@ -317,6 +317,25 @@ async fn apply_without_field_manager_is_refused_and_updates_are_tracked() -> Res
         "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
     );
 
+    // The configuration must be of the URL's kind.
+    let req =
+        http::Request::patch("/api/v1/namespaces/default/configmaps/settings?fieldManager=mgr")
+            .header("Content-Type", "application/apply-patch+yaml")
+            .body(b"apiVersion: v1\nkind: Secret\nmetadata: {name: settings}\n".to_vec())?;
+    let err = client
+        .request_text(req)
+        .await
+        .err()
+        .context("applying a Secret to a ConfigMap must fail")?;
+    let kube::Error::Api(status) = err else {
+        anyhow::bail!("unexpected error {err}");
+    };
+    assert_eq!(status.code, 400);
+    assert_eq!(
+        status.message,
+        "the kind of the object (Secret) does not match the kind on the URL (ConfigMap)"
+    );
+
     // A create and a merge patch each record their manager.
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     api.create(

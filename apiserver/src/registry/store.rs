@@ -308,9 +308,10 @@ impl<'a> Store<'a> {
         Subject::new(self.info.group, self.info.plural, name)
     }
 
-    /// Checks a body's kind and apiVersion against the URL's, filling them
-    /// in when missing.
-    pub(crate) fn check_type(&self, obj: &mut Value) -> ApiResult<()> {
+    /// Checks the body's kind and apiVersion and round-trips it through the
+    /// kind's type: wrong field types are refused with 400, unknown fields
+    /// handled per `fieldValidation`.
+    pub fn decode(&self, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
         let Some(map) = obj.as_object_mut() else {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -340,14 +341,6 @@ impl<'a> Store<'a> {
                 )));
             }
         }
-        Ok(())
-    }
-
-    /// Checks the body's kind and apiVersion and round-trips it through the
-    /// kind's type: wrong field types are refused with 400, unknown fields
-    /// handled per `fieldValidation`.
-    pub fn decode(&self, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
-        self.check_type(&mut obj)?;
         let reset_managed_fields = crate::fieldmanager::managed::is_reset(&obj);
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
         let mut decoded = (self.info.codec)(obj).map_err(|e| {
