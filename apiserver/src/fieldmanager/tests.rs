@@ -616,3 +616,26 @@ fn applied_fields_the_object_does_not_hold_are_not_owned() {
         json!({".": {}, "f:image": {}, "f:name": {}})
     );
 }
+
+#[test]
+fn merged_lists_follow_the_configuration_order() {
+    let t = types("Pod");
+    let pod = |fins: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": fins}});
+    let merge = |live: Value, config: Value| {
+        walk::merge(&pod(live), &pod(config), &t.root())["metadata"]["finalizers"].clone()
+    };
+    // New items go where the configuration puts them.
+    assert_eq!(
+        merge(json!(["a", "b"]), json!(["a", "x", "b"])),
+        json!(["a", "x", "b"])
+    );
+    // Shared items take the configuration's order; others keep their place.
+    assert_eq!(
+        merge(json!(["a", "o", "b"]), json!(["b", "a"])),
+        json!(["o", "b", "a"])
+    );
+    assert_eq!(
+        merge(json!(["o", "a"]), json!(["z"])),
+        json!(["o", "a", "z"])
+    );
+}

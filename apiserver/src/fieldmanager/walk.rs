@@ -235,34 +235,78 @@ pub fn merge(live: &Value, config: &Value, shape: &Shape<'_>) -> Value {
             Value::Object(out)
         }
         (Value::Array(l), Value::Array(c)) => {
-            match (index_items(l, shape), index_items(c, shape)) {
-                (Some(_), Some(ic)) => {
-                    let item_shape = shape.items();
-                    let list = shape.list_type();
-                    let mut out: Vec<Value> = Vec::with_capacity(l.len() + c.len());
-                    let mut seen = std::collections::BTreeSet::new();
-                    for item in l {
-                        let pe = item_element(item, &list, shape).unwrap_or_default();
-                        match ic.get(&pe) {
-                            Some(cv) => out.push(merge(item, cv, &item_shape)),
-                            None => out.push(item.clone()),
-                        }
-                        seen.insert(pe);
-                    }
-                    for item in c {
-                        let pe = item_element(item, &list, shape).unwrap_or_default();
-                        if !seen.contains(&pe) {
-                            out.push(item.clone());
-                            seen.insert(pe);
-                        }
-                    }
-                    Value::Array(out)
-                }
-                _ => config.clone(),
-            }
+            merge_items(l, c, shape).unwrap_or_else(|| config.clone())
         }
         _ => config.clone(),
     }
+}
+
+/// Merges two granular lists item by item (`None` when either cannot be
+/// keyed). Items keep the configuration's order; live-only items stay
+/// where they were relative to it (structured-merge-diff's interleaving).
+fn merge_items(live: &[Value], config: &[Value], shape: &Shape<'_>) -> Option<Value> {
+    let list = shape.list_type();
+    if list == ListType::Atomic {
+        return None;
+    }
+    let keyed = |items: &[Value]| -> Option<Vec<String>> {
+        items
+            .iter()
+            .map(|i| item_element(i, &list, shape))
+            .collect()
+    };
+    let (lpe, rpe) = (keyed(live)?, keyed(config)?);
+    let lmap: BTreeMap<&String, &Value> = lpe.iter().zip(live).collect();
+    let rmap: BTreeMap<&String, &Value> = rpe.iter().zip(config).collect();
+    let mut shared = rpe.iter().filter(|pe| lmap.contains_key(pe));
+    let mut next_shared = shared.next();
+    let item_shape = shape.items();
+    let mut merged = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(live.len().max(config.len()));
+    let (mut li, mut ri) = (0, 0);
+    while li < lpe.len() || ri < rpe.len() {
+        if li < lpe.len() && ri < rpe.len() {
+            if lpe[li] == rpe[ri] {
+                merged.insert(&lpe[li]);
+                out.push(merge(&live[li], &config[ri], &item_shape));
+                if next_shared == Some(&lpe[li]) {
+                    next_shared = shared.next();
+                }
+                li += 1;
+                ri += 1;
+                continue;
+            }
+            // A shared item out of the configuration's order waits for it.
+            if rmap.contains_key(&lpe[li]) && next_shared.is_some_and(|n| *n != lpe[li]) {
+                li += 1;
+                continue;
+            }
+        }
+        if li < lpe.len() {
+            if !rmap.contains_key(&lpe[li]) {
+                out.push(live[li].clone());
+                li += 1;
+                continue;
+            }
+            if merged.contains(&lpe[li]) {
+                li += 1;
+                continue;
+            }
+        }
+        if ri < rpe.len() {
+            let pe = &rpe[ri];
+            merged.insert(pe);
+            out.push(match lmap.get(pe) {
+                Some(lv) => merge(lv, &config[ri], &item_shape),
+                None => config[ri].clone(),
+            });
+            if next_shared == Some(pe) {
+                next_shared = shared.next();
+            }
+            ri += 1;
+        }
+    }
+    Some(Value::Array(out))
 }
 
 /// Removes the value at `path` from `obj`; false when nothing is there.
