@@ -238,6 +238,18 @@ async fn kube_apply_patch_conflicts_force_and_dry_run() -> Result<()> {
             .map(String::as_str),
         Some("2")
     );
+    // Applying the same again writes nothing.
+    let again = api
+        .patch(
+            "settings",
+            &PatchParams::apply("mgr"),
+            &Patch::Apply(config_map(json!({"a": "1", "b": "2"}))?),
+        )
+        .await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        created.metadata.resource_version
+    );
 
     // Another manager changing `a` conflicts.
     let err = api
@@ -461,6 +473,19 @@ async fn kubectl_diff_and_dry_run_server_side_write_nothing() -> Result<()> {
     assert!(err.contains("not found"), "{err}");
 
     cp.kubectl(&["apply", "--server-side", "-f", &path])?;
+    // Re-applying an unchanged file writes nothing.
+    let version = |cp: &ControlPlane| {
+        cp.kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+    };
+    let before = version(&cp)?;
+    cp.kubectl(&["apply", "--server-side", "-f", &path])?;
+    assert_eq!(version(&cp)?, before);
     cp.write("deploy.yaml", &deployment(3, "app: web", "nginx"))?;
     // `kubectl diff` exits 1 when there are differences.
     let out = cp.kubectl_with(KUBECTL, &["diff", "--server-side", "-f", &path])?;
