@@ -60,7 +60,8 @@ pub fn apply(
         None => Vec::new(),
     };
     let sub = opts.subresource.as_str();
-    let mine = |e: &Entry| e.is(&opts.manager, Operation::Apply, api_version, sub);
+    let manager = opts.manager.as_deref().unwrap_or_default();
+    let mine = |e: &Entry| e.is(manager, Operation::Apply, api_version, sub);
 
     let mut merged = walk::merge(&live_clean, &config, &root);
 
@@ -97,7 +98,7 @@ pub fn apply(
             e.api_version = api_version.to_string();
         }
         None => entries.push(Entry {
-            manager: opts.manager.clone(),
+            manager: manager.to_string(),
             operation: Operation::Apply,
             api_version: api_version.to_string(),
             time: Some(now),
@@ -105,7 +106,7 @@ pub fn apply(
             fields: applied,
         }),
     }
-    lastapplied::sync(live, &mut merged, &config, &opts.manager);
+    lastapplied::sync(live, &mut merged, &config, manager);
     managed::encode(&mut merged, entries);
     Ok(merged)
 }

@@ -39,9 +39,11 @@ pub const MAX_MANAGER_LENGTH: usize = 128;
 /// write's options.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The field manager; empty: the write is not attributed (internal
-    /// writes), though removed fields still leave every entry.
-    pub manager: String,
+    /// The field manager of a client's request (possibly empty, as
+    /// upstream records a request without name or User-Agent); `None` for
+    /// the server's own writes, which are not attributed, though fields
+    /// they remove still leave every entry.
+    pub manager: Option<String>,
     /// `force=true` on an apply: take conflicting fields over.
     pub force: bool,
     /// The subresource written (`status`, `scale`), recorded in entries.

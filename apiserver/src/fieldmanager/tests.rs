@@ -23,7 +23,7 @@ const MAIN: Scope = Scope {
 
 fn opts(manager: &str) -> Options {
     Options {
-        manager: manager.into(),
+        manager: Some(manager.into()),
         ..Default::default()
     }
 }
@@ -637,5 +637,28 @@ fn merged_lists_follow_the_configuration_order() {
     assert_eq!(
         merge(json!(["o", "a"]), json!(["z"])),
         json!(["o", "a", "z"])
+    );
+}
+
+#[test]
+fn unnamed_clients_are_recorded_and_server_writes_are_not() {
+    let created = applied(None, &deploy(3), &opts("a"));
+    let mut scaled = created.clone();
+    scaled["spec"]["replicas"] = json!(4);
+    let mut by_server = scaled.clone();
+    let internal = Options::default();
+    track(
+        Some(&created),
+        &mut by_server,
+        &internal,
+        MAIN,
+        "apps/v1",
+        &types("Deployment"),
+    );
+    assert_eq!(managers(&by_server), vec![("a".into(), Operation::Apply)]);
+    let by_unnamed = update_as(Some(&created), scaled, "");
+    assert_eq!(
+        owned(&by_unnamed, "", Operation::Update),
+        json!({"f:spec": {"f:replicas": {}}})
     );
 }

@@ -56,11 +56,11 @@ pub fn track(
             e.fields = e.fields.intersection(&held);
         }
     }
-    if !opts.applied && !opts.manager.is_empty() {
+    if let Some(manager) = opts.manager.as_deref().filter(|_| !opts.applied) {
         let changed = scope.restrict(&cmp.added.union(&cmp.modified));
         if !changed.is_empty() {
             let sub = opts.subresource.as_str();
-            let mine = |e: &Entry| e.is(&opts.manager, Operation::Update, api_version, sub);
+            let mine = |e: &Entry| e.is(manager, Operation::Update, api_version, sub);
             for e in entries.iter_mut().filter(|e| !mine(e)) {
                 e.fields = e.fields.difference(&changed);
             }
@@ -71,7 +71,7 @@ pub fn track(
                     e.time = now;
                 }
                 None => entries.push(Entry {
-                    manager: opts.manager.clone(),
+                    manager: manager.to_string(),
                     operation: Operation::Update,
                     api_version: api_version.to_string(),
                     time: now,

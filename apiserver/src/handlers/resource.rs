@@ -106,7 +106,7 @@ fn field_manager(
     errs.extend(fieldmanager::manager_errors(given));
     fieldmanager::options_invalid(options_kind, errs)?;
     Ok(fieldmanager::Options {
-        manager: fieldmanager::manager_name(Some(given), user_agent),
+        manager: Some(fieldmanager::manager_name(Some(given), user_agent)),
         force: matches!(q.get("force").map(String::as_str), Some("true" | "1")),
         subresource: subresource.to_string(),
         ..Default::default()
