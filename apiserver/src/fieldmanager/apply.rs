@@ -7,7 +7,7 @@ use super::fieldset::FieldSet;
 use super::managed::{self, Entry, Operation};
 use super::schema::{Shape, TypeSource};
 use super::{Options, Scope};
-use super::{lastapplied, walk};
+use super::{lastapplied, merge, walk};
 use crate::registry::meta;
 
 /// One field another manager owns that the apply would change.
@@ -47,7 +47,7 @@ pub fn apply(
 ) -> Result<Value, ApplyError> {
     let root = types.root();
     let mut config = config.clone();
-    walk::drop_nulls(&mut config);
+    merge::drop_nulls(&mut config);
     let applied = scope.restrict(&walk::field_set(&config, &root).map_err(ApplyError::Invalid)?);
     let empty = Value::Object(Map::new());
     let live_clean = live.map(managed::without).unwrap_or(empty);
@@ -63,7 +63,7 @@ pub fn apply(
     let manager = opts.manager.as_deref().unwrap_or_default();
     let mine = |e: &Entry| e.is(manager, Operation::Apply, api_version, sub);
 
-    let mut merged = walk::merge(&live_clean, &config, &root);
+    let mut merged = merge::merge(&live_clean, &config, &root);
 
     // Prune what this manager stopped applying, unless someone owns it.
     let last = entries
@@ -116,7 +116,7 @@ pub fn apply(
 fn prune(merged: &mut Value, dropped: &FieldSet, owned: &FieldSet, root: &Shape<'_>) {
     for path in dropped.paths().iter().rev() {
         if owned.subtree(path).is_none_or(FieldSet::is_empty) {
-            walk::remove_path(merged, path, root);
+            merge::remove_path(merged, path, root);
         }
     }
 }

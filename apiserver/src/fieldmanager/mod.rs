@@ -9,7 +9,8 @@
 //!
 //! - `fieldset.rs`: sets of field paths and their FieldsV1 JSON.
 //! - `schema.rs`: list and map semantics of a kind (built-in or OpenAPI).
-//! - `walk.rs`: field sets of objects, comparison, merge, removal.
+//! - `walk.rs`: field sets of objects and their comparison.
+//! - `merge.rs`: merging a configuration into an object, removing paths.
 //! - `managed.rs`: the `managedFields` entries in upstream's encoding.
 //! - `lastapplied.rs`: kubectl's last-applied annotation kept in step.
 
@@ -17,6 +18,7 @@ pub mod apply;
 pub mod fieldset;
 pub mod lastapplied;
 pub mod managed;
+pub mod merge;
 pub mod schema;
 pub mod update;
 pub mod walk;

@@ -622,7 +622,7 @@ fn merged_lists_follow_the_configuration_order() {
     let t = types("Pod");
     let pod = |fins: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": fins}});
     let merge = |live: Value, config: Value| {
-        walk::merge(&pod(live), &pod(config), &t.root())["metadata"]["finalizers"].clone()
+        merge::merge(&pod(live), &pod(config), &t.root())["metadata"]["finalizers"].clone()
     };
     // New items go where the configuration puts them.
     assert_eq!(
