@@ -219,16 +219,24 @@ impl<'a> Shape<'a> {
         }
     }
 
-    /// Whether this is a struct (named properties) rather than a map: a
-    /// struct's own presence is not owned, only its fields, as Go's
-    /// non-pointer structs are always there.
-    pub fn is_struct(&self) -> bool {
-        let schema = match &self.0 {
-            Pos::Builtin { node, .. } => node.schema,
-            Pos::OpenApi(s) => *s,
-            Pos::Deduced => None,
+    /// Whether the kind's zero value has field `name` (of shape `child`)
+    /// of this struct, given that it has this struct: for built-ins, Go
+    /// always serialises structs and fields without `omitempty` (required
+    /// ones); a custom resource's zero value is an empty object.
+    pub fn in_zero_value(&self, name: &str, child: &Shape<'_>) -> bool {
+        let Pos::Builtin { node, .. } = &self.0 else {
+            return false;
         };
-        schema.is_some_and(|s| s.get("properties").is_some())
+        let required = node
+            .schema
+            .and_then(|s| s.get("required"))
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|f| f == name));
+        let is_struct = match &child.0 {
+            Pos::Builtin { node, .. } => node.schema.is_some_and(|s| s.get("properties").is_some()),
+            _ => false,
+        };
+        required || is_struct
     }
 
     /// The default of key field `key` of this list's items, if the schema

@@ -363,6 +363,27 @@ fn create_records_an_update_entry_for_what_was_set() {
     assert_eq!(f["f:spec"]["f:replicas"], json!({}));
     assert!(f["f:metadata"].get("f:name").is_none());
     assert!(f.get("f:kind").is_none());
+    // Structs and required lists are in the kind's zero value: only their
+    // fields are owned. New list items are owned themselves.
+    assert!(f["f:spec"].get(".").is_none());
+    let containers = &f["f:spec"]["f:template"]["f:spec"]["f:containers"];
+    assert!(containers.get(".").is_none(), "{containers}");
+    assert_eq!(
+        containers["k:{\"name\":\"nginx\"}"],
+        json!({".": {}, "f:image": {}, "f:name": {}})
+    );
+}
+
+#[test]
+fn a_custom_resource_owns_what_it_creates_from_an_empty_object() {
+    let t = TypeSource::openapi(json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}));
+    let mut cr = json!({"apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"size": 1}});
+    track(None, &mut cr, &opts("creator"), MAIN, "x/v1", &t);
+    assert_eq!(
+        cr["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:size": {}}})
+    );
 }
 
 #[test]

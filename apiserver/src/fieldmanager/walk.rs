@@ -139,16 +139,19 @@ fn is_managed_fields(path: &[String], key: &str) -> bool {
 pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: &Shape<'_>) -> Comparison {
     let mut out = Comparison::default();
     let mut path = Vec::new();
-    diff(old, new, shape, &mut path, false, &mut out);
+    diff(old, new, shape, &mut path, true, &mut out);
     out
 }
 
+/// Compares one node. `in_zero` says whether the kind's zero value already
+/// has it (upstream compares a create against that zero value, so a node
+/// there is never itself added, only its fields).
 fn diff(
     old: Option<&Value>,
     new: Option<&Value>,
     shape: &Shape<'_>,
     path: &mut Vec<String>,
-    is_item: bool,
+    in_zero: bool,
     out: &mut Comparison,
 ) {
     if path.len() > MAX_DEPTH {
@@ -166,8 +169,10 @@ fn diff(
                 if is_managed_fields(path, k) {
                     continue;
                 }
+                let child = shape.field(k);
+                let child_in_zero = in_zero && shape.in_zero_value(k, &child);
                 path.push(fieldset::field(k));
-                diff(a.get(k), b.get(k), &shape.field(k), path, false, out);
+                diff(a.get(k), b.get(k), &child, path, child_in_zero, out);
                 path.pop();
             }
             Some(old.is_none_or(|_| a.is_empty()) && new.is_none_or(|_| b.is_empty()))
@@ -184,7 +189,7 @@ fn diff(
                     for k in keys {
                         path.push(k.clone());
                         let (x, y) = (ia.get(k).copied(), ib.get(k).copied());
-                        diff(x, y, &item_shape, path, true, out);
+                        diff(x, y, &item_shape, path, false, out);
                         path.pop();
                     }
                     Some(old.is_none_or(|_| a.is_empty()) && new.is_none_or(|_| b.is_empty()))
@@ -198,9 +203,9 @@ fn diff(
         return;
     }
     match granular {
-        // A struct's presence is not tracked, only its fields (unless it
-        // is empty, when its presence is all there is).
-        Some(empty) if !is_item && shape.is_struct() && !empty => {}
+        // Only the fields of what the zero value has are tracked (unless
+        // it is empty, when its presence is all there is).
+        Some(empty) if in_zero && !empty => {}
         Some(_) => {
             if old.is_none() && new.is_some() {
                 out.added.insert(path);
