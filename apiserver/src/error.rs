@@ -238,6 +238,14 @@ impl ApiError {
         e
     }
 
+    /// 409 of a server-side apply that would change fields other managers
+    /// own: one `FieldManagerConflict` cause per field, no object details.
+    pub fn apply_conflict(message: impl Into<String>, causes: Vec<FieldError>) -> Self {
+        let mut e = Self::new(StatusCode::CONFLICT, "Conflict", message);
+        e.causes = causes;
+        e
+    }
+
     /// 410: the requested resourceVersion has been compacted away.
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, "Expired", message)

@@ -6,6 +6,7 @@
 pub mod crd;
 pub mod discovery;
 pub mod error;
+pub mod fieldmanager;
 pub mod fieldvalidation;
 pub mod handlers;
 pub mod metrics;

@@ -55,6 +55,16 @@ spec:
                 type: integer
                 minimum: 1
                 maximum: 10
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
           status:
             type: object
             properties:
@@ -578,5 +588,72 @@ async fn a_deleted_crd_waits_for_its_objects_and_refuses_new_ones() -> Result<()
             .then_some(())
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_side_apply_merges_custom_lists_by_their_schema_keys() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    establish(&cp, KUBECTL).await?;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "stable.example.com",
+        "v1",
+        "CronTab",
+    ));
+    let api: Api<DynamicObject> = Api::namespaced_with(cp.client().await?, "default", &resource);
+    let config = |ports: serde_json::Value| {
+        json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "shared"},
+            "spec": {"cronSpec": "* * * * *", "ports": ports}})
+    };
+    api.patch(
+        "shared",
+        &PatchParams::apply("alice"),
+        &Patch::Apply(config(json!([{"name": "a", "port": 1}]))),
+    )
+    .await?;
+    let merged = api
+        .patch(
+            "shared",
+            &PatchParams::apply("bob"),
+            &Patch::Apply(config(json!([{"name": "b", "port": 2}]))),
+        )
+        .await?;
+    // x-kubernetes-list-type: map keyed by name: both managers' items stay.
+    assert_eq!(
+        merged.data["spec"]["ports"],
+        json!([{"name": "a", "port": 1}, {"name": "b", "port": 2}])
+    );
+    match api
+        .patch(
+            "shared",
+            &PatchParams::apply("bob"),
+            &Patch::Apply(config(
+                json!([{"name": "a", "port": 5}, {"name": "b", "port": 2}]),
+            )),
+        )
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 409, "{e:?}");
+            assert!(
+                e.message.contains("conflict with \"alice\""),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // kubectl's server-side apply of a custom object.
+    let path = cp.write("crontab.yaml", CRONTAB)?;
+    let out = cp.kubectl(&["apply", "--server-side", "-f", &path])?;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let managers = cp.kubectl(&[
+        "get",
+        "ct",
+        "my-cron",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ])?;
+    assert_eq!(managers, "kubectl");
     Ok(())
 }

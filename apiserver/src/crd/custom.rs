@@ -75,6 +75,10 @@ impl Strategy for CustomResourceStrategy {
         false
     }
 
+    fn structural_schema(&self) -> Option<Arc<Value>> {
+        Some(self.schema.clone())
+    }
+
     fn apply_defaults(&self, obj: &mut Value) {
         schema::apply_defaults(obj, &self.schema);
     }

@@ -8,7 +8,8 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{AppState, bytes_response, json_response, read_body};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::fieldmanager;
 use crate::fieldvalidation::FieldValidation;
 use crate::negotiation::{
     Format, content_essence, decode_body, decode_json, encode, response_format,
@@ -68,6 +69,46 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
     Ok(WriteOptions {
         dry_run,
         field_validation,
+        ..Default::default()
+    })
+}
+
+/// The field manager of a create, update or patch (`options_kind` is
+/// `CreateOptions`, `UpdateOptions` or `PatchOptions`), checked as upstream
+/// checks those options: an apply needs `fieldManager`, only an apply may
+/// say `force`.
+fn field_manager(
+    q: &HashMap<String, String>,
+    user_agent: Option<&str>,
+    subresource: &str,
+    options_kind: &str,
+    apply: bool,
+) -> ApiResult<fieldmanager::Options> {
+    let given = q
+        .get("fieldManager")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let mut errs = Vec::new();
+    if options_kind == "PatchOptions" {
+        if apply && given.is_empty() {
+            errs.push(FieldError::required(
+                "fieldManager",
+                "is required for apply patch",
+            ));
+        }
+        if !apply && q.contains_key("force") {
+            errs.push(FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
+        }
+    }
+    errs.extend(fieldmanager::manager_errors(given));
+    fieldmanager::options_invalid(options_kind, errs)?;
+    Ok(fieldmanager::Options {
+        manager: Some(fieldmanager::manager_name(Some(given), user_agent)),
+        force: matches!(q.get("force").map(String::as_str), Some("true" | "1")),
+        subresource: subresource.to_string(),
         ..Default::default()
     })
 }
@@ -133,6 +174,14 @@ pub(super) async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let manager = |kind: &str, apply: bool| {
+        field_manager(q, user_agent.as_deref(), &r.subresource, kind, apply)
+    };
     let ns = r.namespace.as_str();
     let name = r.name.as_str();
     match (r.verb, r.subresource.as_str()) {
@@ -142,13 +191,15 @@ pub(super) async fn handle(
         }
         ("update", "scale") => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let opts = write_options(q)?;
+            let mut opts = write_options(q)?;
+            opts.field_manager = manager("UpdateOptions", false)?;
             let scale = store.update_scale(ns, name, body, &opts).await?;
             respond(info, StatusCode::OK, &scale, format.without_table(), q)
         }
         ("patch", "scale") => {
             let patch = read_patch(content_type.as_deref(), req).await?;
-            let opts = write_options(q)?;
+            let mut opts = write_options(q)?;
+            opts.field_manager = manager("PatchOptions", matches!(patch, Patch::Apply(_)))?;
             let scale = store.patch_scale(ns, name, &patch, &opts).await?;
             respond(info, StatusCode::OK, &scale, format.without_table(), q)
         }
@@ -211,7 +262,8 @@ pub(super) async fn handle(
         }
         ("create", "") if name.is_empty() => {
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let opts = write_options(q)?;
+            let mut opts = write_options(q)?;
+            opts.field_manager = manager("CreateOptions", false)?;
             let created = store.create(ns, body, &opts).await?;
             Ok(with_warnings(
                 respond(info, StatusCode::CREATED, &created, format, q)?,
@@ -221,7 +273,8 @@ pub(super) async fn handle(
         ("update", sub) => {
             let part = part_for(info, sub)?;
             let body = decode_body(content_type.as_deref(), &read_body(req.into_body()).await?)?;
-            let opts = write_options(q)?;
+            let mut opts = write_options(q)?;
+            opts.field_manager = manager("UpdateOptions", false)?;
             let updated = store.update(ns, name, body, part, &opts).await?;
             Ok(with_warnings(
                 respond(info, StatusCode::OK, &updated, format, q)?,
@@ -231,7 +284,8 @@ pub(super) async fn handle(
         ("patch", sub) => {
             let part = part_for(info, sub)?;
             let patch = read_patch(content_type.as_deref(), req).await?;
-            let opts = write_options(q)?;
+            let mut opts = write_options(q)?;
+            opts.field_manager = manager("PatchOptions", matches!(patch, Patch::Apply(_)))?;
             let patched = store.patch(ns, name, &patch, part, &opts).await?;
             Ok(with_warnings(
                 respond(info, StatusCode::OK, &patched, format, q)?,
@@ -297,6 +351,9 @@ async fn read_patch(content_type: Option<&str>, req: Request) -> ApiResult<Patch
                 ApiError::bad_request(format!("invalid JSON patch: {e}"))
             })?))
         }
+        "application/apply-patch+yaml" => Ok(Patch::Apply(
+            decode_json(&raw).or_else(|_| crate::negotiation::decode_yaml(&raw))?,
+        )),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

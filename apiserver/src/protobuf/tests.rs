@@ -677,3 +677,49 @@ fn protobuf_hand_listed_fields_exist() {
         assert!(all.iter().any(|(_, f)| f == field), "{field}");
     }
 }
+
+#[test]
+fn managed_fields_travel_as_raw_fields_v1() {
+    let cm = core::ConfigMap {
+        metadata: Some(meta::ObjectMeta {
+            name: s("c"),
+            managed_fields: vec![meta::ManagedFieldsEntry {
+                manager: s("kubectl"),
+                operation: s("Apply"),
+                api_version: s("v1"),
+                time: Some(meta::Time {
+                    seconds: Some(T0),
+                    nanos: Some(0),
+                }),
+                fields_type: s("FieldsV1"),
+                fields_v1: Some(meta::FieldsV1 {
+                    raw: Some(br#"{"f:data":{"f:a":{}}}"#.to_vec()),
+                }),
+                subresource: s(""),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let body = envelope("v1", "ConfigMap", &cm);
+    let decoded = decode_envelope(&body).unwrap_or_default();
+    assert_eq!(
+        decoded["metadata"]["managedFields"],
+        json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-01-02T03:04:05Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:a": {}}}}])
+    );
+    let raw = encode_envelope(&decoded).unwrap_or_default();
+    let unknown = Unknown::decode(&raw[4..]).unwrap_or_default();
+    let back = core::ConfigMap::decode(unknown.raw.unwrap_or_default().as_slice()).ok();
+    let entry = back
+        .and_then(|c| c.metadata)
+        .map(|m| m.managed_fields)
+        .unwrap_or_default();
+    let fields: Option<Value> = entry
+        .first()
+        .and_then(|e| e.fields_v1.as_ref())
+        .and_then(|f| f.raw.as_ref())
+        .and_then(|r| serde_json::from_slice(r).ok());
+    assert_eq!(fields, Some(json!({"f:data": {"f:a": {}}})));
+}

@@ -5,6 +5,7 @@
 //! a built-in kind means adding a row to [`kinds`]; no handler changes.
 
 pub mod admission;
+pub mod apply;
 pub mod conversion;
 pub mod eviction;
 pub mod intern;

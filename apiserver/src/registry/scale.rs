@@ -129,6 +129,9 @@ impl Store<'_> {
         patch: &Patch,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Patch::Apply(config) = patch {
+            return self.server_side_apply_scale(ns, name, config, opts).await;
+        }
         // A patch pins the version only if it changes the one it was given.
         self.write_scale(ns, name, opts, |view| {
             let patched = self.apply_patch(view, patch, None)?;

@@ -158,6 +158,8 @@ pub struct WriteOptions {
     /// Warnings for the response's `Warning` headers (unknown fields under
     /// `fieldValidation=Warn`).
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Who writes, for `managedFields`; `force` for an apply.
+    pub field_manager: crate::fieldmanager::Options,
 }
 
 /// A patch document and its type.
@@ -170,6 +172,9 @@ pub enum Patch {
     /// `application/strategic-merge-patch+json`, merged by the kind's
     /// patch metadata (list merge keys, directives).
     Strategic(Value),
+    /// `application/apply-patch+yaml`: server-side apply of a manager's
+    /// configuration (see [`crate::fieldmanager`]).
+    Apply(Value),
 }
 
 /// `DeleteOptions` as far as the store acts on them.
@@ -369,6 +374,7 @@ impl<'a> Store<'a> {
                 )));
             }
         }
+        let reset_managed_fields = crate::fieldmanager::managed::is_reset(&obj);
         let sent = (opts.field_validation != FieldValidation::Ignore).then(|| obj.clone());
         let mut decoded = (self.info.codec)(obj).map_err(|e| {
             ApiError::bad_request(format!("error decoding {} body: {e}", self.info.kind))
@@ -378,6 +384,11 @@ impl<'a> Store<'a> {
             .unwrap_or_default();
         if self.info.strategy.omits_empty_lists() {
             meta::drop_empty_lists(&mut decoded);
+        }
+        if reset_managed_fields {
+            // `managedFields: []` asks for ownership to be cleared; keep
+            // it visible to the field manager.
+            meta::set_meta(&mut decoded, "managedFields", json!([]));
         }
         if unknown.is_empty() {
             return Ok(decoded);
@@ -519,6 +530,7 @@ impl<'a> Store<'a> {
         let obj_ns = namespace(&obj).to_string();
         self.check_namespace(&obj_ns, &obj_name).await?;
         admission::validate(&attrs, &obj).await?;
+        self.track_fields(None, &mut obj, Part::Main, opts);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -652,6 +664,11 @@ impl<'a> Store<'a> {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Patch::Apply(config) = patch {
+            return self
+                .server_side_apply(ns, obj_name, config, part, opts)
+                .await;
+        }
         loop {
             let current = self.get_cached(ns, obj_name).await?;
             let doc = self.apply_patch(&current.value, patch, Some(self.info))?;
@@ -680,6 +697,26 @@ impl<'a> Store<'a> {
         }
     }
 
+    /// Which fields a write of `part` may come to own.
+    pub(crate) fn field_scope(&self, part: Part) -> crate::fieldmanager::Scope {
+        crate::fieldmanager::Scope {
+            part,
+            has_status: self.info.strategy.has_status(),
+        }
+    }
+
+    /// Records the write's field ownership in `new`'s `managedFields`.
+    fn track_fields(&self, old: Option<&Value>, new: &mut Value, part: Part, opts: &WriteOptions) {
+        crate::fieldmanager::track(
+            old,
+            new,
+            &opts.field_manager,
+            self.field_scope(part),
+            &self.info.api_version(),
+            &crate::fieldmanager::TypeSource::of(self.info),
+        );
+    }
+
     /// Applies a patch document to `doc`. Strategic merge needs the kind
     /// (`strategic_for`); without one (e.g. a Scale) it merges like a JSON
     /// merge patch, which is what it means for objects without lists.
@@ -701,6 +738,11 @@ impl<'a> Store<'a> {
                 doc = crate::strategicmerge::apply(info, &doc, p).map_err(|e| {
                     ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
                 })?;
+            }
+            (Patch::Apply(_), _) => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml",
+                ));
             }
             (Patch::Json(p), _) => json_patch::patch(&mut doc, p).map_err(|e| {
                 ApiError::invalid(
@@ -743,6 +785,12 @@ impl<'a> Store<'a> {
                 ),
             ));
         }
+        // An apply's ownership is decided with the whole object, whatever
+        // part is then taken from it.
+        let applied_managed = opts
+            .field_manager
+            .applied
+            .then(|| new.pointer("/metadata/managedFields").cloned());
         match part {
             Part::Main => {
                 if strategy.has_status() {
@@ -776,6 +824,11 @@ impl<'a> Store<'a> {
                 new = old.clone();
                 new["spec"]["finalizers"] = fin;
             }
+        }
+        match applied_managed {
+            Some(Some(m)) => meta::set_meta(&mut new, "managedFields", m),
+            Some(None) => meta::remove_meta(&mut new, "managedFields"),
+            None => {}
         }
         // Fields only the server sets are carried over from the stored object.
         for f in [
@@ -826,6 +879,7 @@ impl<'a> Store<'a> {
         if let Some(attrs) = &attrs {
             admission::validate(attrs, &new).await?;
         }
+        self.track_fields(Some(&old), &mut new, part, opts);
         let mut unchanged = old.clone();
         meta::remove_meta(&mut unchanged, "resourceVersion");
         if unchanged == new {

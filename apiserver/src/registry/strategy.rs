@@ -185,6 +185,13 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// The kind's structural OpenAPI schema when it has one of its own (a
+    /// custom resource's `openAPIV3Schema`), whose `x-kubernetes-list-type`
+    /// and map-type extensions say how server-side apply merges lists.
+    fn structural_schema(&self) -> Option<std::sync::Arc<Value>> {
+        None
+    }
+
     /// Whether strategic merge patches apply (built-in kinds, whose patch
     /// metadata the server knows); custom resources refuse them with 415,
     /// as upstream.

@@ -34,15 +34,15 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 const MAX_DEPTH: usize = 200;
 
 /// A kind's schema: the root (usually a `$ref`) and every definition.
-struct KindSchema {
-    root: Value,
-    defs: Map<String, Value>,
+pub(crate) struct KindSchema {
+    pub(crate) root: Value,
+    pub(crate) defs: Map<String, Value>,
 }
 
 static SCHEMAS: LazyLock<Mutex<HashMap<String, Arc<KindSchema>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn kind_schema(info: &ResourceInfo) -> Arc<KindSchema> {
+pub(crate) fn kind_schema(info: &ResourceInfo) -> Arc<KindSchema> {
     let key = format!("{}/{}", info.api_version(), info.kind);
     let mut cache = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
     cache
@@ -84,13 +84,13 @@ fn apply_with(root: Node<'_>, original: &Value, patch: &Value) -> Result<Value, 
 
 /// Patch metadata of one field.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-struct FieldMeta {
-    strategy: &'static str,
-    merge_key: &'static str,
+pub(crate) struct FieldMeta {
+    pub(crate) strategy: &'static str,
+    pub(crate) merge_key: &'static str,
 }
 
 impl FieldMeta {
-    fn has(&self, strategy: &str) -> bool {
+    pub(crate) fn has(&self, strategy: &str) -> bool {
         self.strategy.split(',').any(|s| s.trim() == strategy)
     }
 }
@@ -98,10 +98,10 @@ impl FieldMeta {
 /// A position in a kind's schema: the resolved schema (if known) and the
 /// name of the definition it came from.
 #[derive(Clone, Copy)]
-struct Node<'a> {
+pub(crate) struct Node<'a> {
     defs: &'a Map<String, Value>,
-    schema: Option<&'a Value>,
-    name: Option<&'a str>,
+    pub(crate) schema: Option<&'a Value>,
+    pub(crate) name: Option<&'a str>,
 }
 
 fn ref_name(r: &str) -> &str {
@@ -114,7 +114,7 @@ fn ref_name(r: &str) -> &str {
 }
 
 impl<'a> Node<'a> {
-    fn new(defs: &'a Map<String, Value>, schema: Option<&'a Value>) -> Self {
+    pub(crate) fn new(defs: &'a Map<String, Value>, schema: Option<&'a Value>) -> Self {
         let mut node = Node {
             defs,
             schema: None,
@@ -170,7 +170,7 @@ impl<'a> Node<'a> {
     }
 
     /// The schema and tags of property `key` of this (object) schema.
-    fn field(&self, key: &str) -> (Node<'a>, FieldMeta) {
+    pub(crate) fn field(&self, key: &str) -> (Node<'a>, FieldMeta) {
         let Some(schema) = self.schema else {
             return (self.unknown(), FieldMeta::default());
         };
@@ -192,7 +192,7 @@ impl<'a> Node<'a> {
     }
 
     /// The schema of this (array) schema's elements.
-    fn items(&self) -> Node<'a> {
+    pub(crate) fn items(&self) -> Node<'a> {
         match self.schema.and_then(|s| s.get("items")) {
             Some(items) => Node::new(self.defs, Some(items)),
             None => self.unknown(),
