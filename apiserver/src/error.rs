@@ -332,6 +332,16 @@ impl ApiError {
         e
     }
 
+    /// 500 whose reason the client may read, as upstream's "range is
+    /// full" allocation failures.
+    pub fn internal_visible(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("Internal error occurred: {detail}"),
+        )
+    }
+
     /// 500: something failed inside; the detail is logged, not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");

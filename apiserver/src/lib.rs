@@ -35,6 +35,7 @@ use serde_json::json;
 use handlers::AppState;
 use registry::Registry;
 use registry::admission::priority::SYSTEM_PRIORITY_CLASSES;
+use registry::admission::service_alloc::ServiceRanges;
 use registry::store::{Backend, WriteOptions};
 use storage::Storage;
 use storage::etcd::EtcdStorage;
@@ -143,7 +144,13 @@ pub async fn run(opts: options::Options) -> Result<()> {
     )?;
     let storage = connect_storage(&opts.etcd_servers).await;
     let registry = Registry::builtin();
-    let backend = Backend::start(storage, &opts.etcd_prefix, registry.all());
+    let ranges = ServiceRanges::parse(
+        &opts.service_cluster_ip_range,
+        &opts.service_node_port_range,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid service ranges: {e}"))?;
+    let backend =
+        Backend::start(storage, &opts.etcd_prefix, registry.all()).with_service_ranges(ranges);
     let state = Arc::new(AppState {
         served: served::ServedCell::new(served::Served::render(registry)?),
         metrics: metrics::Metrics::new().context("registering metrics")?,

@@ -40,8 +40,11 @@ pub struct Options {
     /// non-public request is unauthorized.
     #[arg(long = "client-ca-file")]
     pub client_ca_file: Option<PathBuf>,
-    /// Range Service cluster IPs are allocated from (allocation comes with
-    /// the Services work; the flag is accepted now so unit files are stable).
+    /// Range Service cluster IPs are allocated from (IPv4; the first
+    /// address is kept for the `kubernetes` Service, as upstream).
     #[arg(long = "service-cluster-ip-range", default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// Range Service NodePorts are allocated from, `low-high`.
+    #[arg(long = "service-node-port-range", default_value = "30000-32767")]
+    pub service_node_port_range: String,
 }

@@ -12,7 +12,8 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 
 use super::ResourceInfo;
-use super::admission::{self, Attributes, Operation};
+use super::admission::service_alloc::ServiceRanges;
+use super::admission::{self, Attributes, Operation, Reservation};
 use super::meta::{self, finalizers, is_terminating, name, namespace};
 use crate::error::{ApiError, ApiResult, FieldError, Subject};
 use crate::fieldvalidation::{FieldValidation, unknown_fields};
@@ -30,6 +31,8 @@ pub struct Backend {
     /// One cache per storage resource; custom resources add theirs when
     /// their CRD is established.
     caches: RwLock<HashMap<String, Arc<WatchCache>>>,
+    /// Where Services' ClusterIPs and NodePorts come from.
+    pub service_ranges: ServiceRanges,
 }
 
 impl Backend {
@@ -39,11 +42,18 @@ impl Backend {
             storage,
             prefix: prefix.trim_end_matches('/').to_string(),
             caches: RwLock::new(HashMap::new()),
+            service_ranges: ServiceRanges::default(),
         };
         for r in resources {
             backend.ensure_cache(r.storage_resource);
         }
         backend
+    }
+
+    /// Allocates Services' addresses and ports from `ranges`.
+    pub fn with_service_ranges(mut self, ranges: ServiceRanges) -> Self {
+        self.service_ranges = ranges;
+        self
     }
 
     /// The cache of a storage resource, started if there is none yet.
@@ -519,7 +529,23 @@ impl<'a> Store<'a> {
             operation: Operation::Create,
             old: None,
         };
-        admission::mutate(&attrs, &mut obj).await?;
+        let reservation = admission::mutate(&attrs, &mut obj).await?;
+        let stored = self.store_new(&attrs, obj, opts).await;
+        reservation
+            .settle(self.backend, stored.is_ok() && !opts.dry_run)
+            .await;
+        stored
+    }
+
+    /// The rest of a create after mutating admission: validate, admit,
+    /// and write unless this is a dry run.
+    async fn store_new(
+        &self,
+        attrs: &Attributes<'_>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let strategy = &self.info.strategy;
         strategy.prepare_for_create(&mut obj);
         let mut errs = self.validate_meta(&obj);
         errs.extend(strategy.validate(&obj));
@@ -529,7 +555,7 @@ impl<'a> Store<'a> {
         let obj_name = name(&obj).to_string();
         let obj_ns = namespace(&obj).to_string();
         self.check_namespace(&obj_ns, &obj_name).await?;
-        admission::validate(&attrs, &obj).await?;
+        admission::validate(attrs, &obj).await?;
         self.track_fields(None, &mut obj, Part::Main, opts);
         if opts.dry_run {
             return Ok(obj);
@@ -772,16 +798,16 @@ impl<'a> Store<'a> {
         part: Part,
         opts: &WriteOptions,
     ) -> ApiResult<Option<Value>> {
-        let old = current.value;
+        let old = &current.value;
         let strategy = &self.info.strategy;
-        let obj_name = name(&old).to_string();
+        let obj_name = name(old).to_string();
         let new_uid = meta::meta_str(&new, "uid").to_string();
-        if !new_uid.is_empty() && new_uid != meta::meta_str(&old, "uid") {
+        if !new_uid.is_empty() && new_uid != meta::meta_str(old, "uid") {
             return Err(ApiError::conflict(
                 self.subject(&obj_name),
                 &format!(
                     "Precondition failed: UID in precondition: {new_uid}, UID in object meta: {}",
-                    meta::meta_str(&old, "uid")
+                    meta::meta_str(old, "uid")
                 ),
             ));
         }
@@ -852,20 +878,46 @@ impl<'a> Store<'a> {
             backend: self.backend,
             info: self.info,
             operation: Operation::Update,
-            old: Some(&old),
+            old: Some(old),
         });
-        if let Some(attrs) = &attrs {
-            admission::mutate(attrs, &mut new).await?;
-            strategy.prepare_for_update(&mut new, &old);
-        }
-        if strategy.tracks_generation() && spec_part(&new) != spec_part(&old) {
-            let generation = meta::int_at(&old, "/metadata/generation");
+        let reservation = match &attrs {
+            Some(attrs) => {
+                let reservation = admission::mutate(attrs, &mut new).await?;
+                strategy.prepare_for_update(&mut new, old);
+                reservation
+            }
+            None => Reservation::default(),
+        };
+        let stored = self
+            .store_update(attrs.as_ref(), &current, new, part, opts)
+            .await;
+        let written = matches!(stored, Ok(Some(_))) && !opts.dry_run;
+        reservation.settle(self.backend, written).await;
+        stored
+    }
+
+    /// The rest of an update after mutating admission: generation,
+    /// validation, admission, field ownership, then compare-and-swap
+    /// (`None`: lost the race) unless this is a dry run.
+    async fn store_update(
+        &self,
+        attrs: Option<&Attributes<'_>>,
+        current: &CachedObject,
+        mut new: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> ApiResult<Option<Value>> {
+        let (old, key, revision) = (&current.value, current.key.as_str(), current.revision);
+        let strategy = &self.info.strategy;
+        let obj_name = name(old).to_string();
+        if strategy.tracks_generation() && spec_part(&new) != spec_part(old) {
+            let generation = meta::int_at(old, "/metadata/generation");
             meta::set_meta(&mut new, "generation", json!(generation + 1));
         }
         let mut errs = self.validate_meta(&new);
-        errs.extend(strategy.validate_update(&new, &old));
-        if is_terminating(&old) {
-            let before = finalizers(&old);
+        errs.extend(strategy.validate_update(&new, old));
+        if is_terminating(old) {
+            let before = finalizers(old);
             if finalizers(&new).iter().any(|f| !before.contains(f)) {
                 errs.push(FieldError::forbidden(
                     "metadata.finalizers",
@@ -876,35 +928,30 @@ impl<'a> Store<'a> {
         if !errs.is_empty() {
             return Err(self.invalid(&new, errs));
         }
-        if let Some(attrs) = &attrs {
+        if let Some(attrs) = attrs {
             admission::validate(attrs, &new).await?;
         }
-        self.track_fields(Some(&old), &mut new, part, opts);
+        self.track_fields(Some(old), &mut new, part, opts);
         let mut unchanged = old.clone();
         meta::remove_meta(&mut unchanged, "resourceVersion");
         if unchanged == new {
-            return Ok(Some(old));
+            return Ok(Some(old.clone()));
         }
         if opts.dry_run {
-            stamp_resource_version(&mut new, current.revision);
+            stamp_resource_version(&mut new, revision);
             return Ok(Some(new));
         }
-        let key = current.key.clone();
         let bytes = self.encode_for_storage(&new)?;
-        let revision = match self
-            .backend
-            .storage
-            .update(&key, bytes, current.revision)
-            .await
-        {
+        let written_at = match self.backend.storage.update(key, bytes, revision).await {
             Ok(r) => r,
             Err(StorageError::Conflict) => return Ok(None),
             Err(e) => return Err(storage_error(e, self.subject(&obj_name))),
         };
-        stamp_resource_version(&mut new, revision);
+        stamp_resource_version(&mut new, written_at);
         if self.ready_to_remove(&new) {
-            match self.backend.storage.delete(&key, revision).await {
-                Ok(_) | Err(StorageError::NotFound) | Err(StorageError::Conflict) => {}
+            match self.backend.storage.delete(key, written_at).await {
+                Ok(_) => admission::removed(self.backend, self.info, &new).await,
+                Err(StorageError::NotFound) | Err(StorageError::Conflict) => {}
                 Err(e) => return Err(storage_error(e, self.subject(&obj_name))),
             }
         }
@@ -1084,9 +1131,11 @@ impl<'a> Store<'a> {
                         stamp_resource_version(&mut marked, revision);
                         if self.ready_to_remove(&marked) {
                             match self.backend.storage.delete(&current.key, revision).await {
-                                Ok(_) | Err(StorageError::NotFound) => {
+                                Ok(_) => {
+                                    admission::removed(self.backend, self.info, &marked).await;
                                     return Ok(Deleted::Gone(marked));
                                 }
+                                Err(StorageError::NotFound) => return Ok(Deleted::Gone(marked)),
                                 Err(StorageError::Conflict) => continue,
                                 Err(e) => return Err(storage_error(e, self.subject(obj_name))),
                             }
@@ -1106,7 +1155,10 @@ impl<'a> Store<'a> {
                 .delete(&current.key, current.revision)
                 .await
             {
-                Ok(_) => return Ok(Deleted::Gone(old.clone())),
+                Ok(_) => {
+                    admission::removed(self.backend, self.info, old).await;
+                    return Ok(Deleted::Gone(old.clone()));
+                }
                 Err(StorageError::Conflict) => continue,
                 Err(e) => return Err(storage_error(e, self.subject(obj_name))),
             }

@@ -6,6 +6,7 @@
 //! generic store runs the chain for every write without naming a kind.
 
 pub mod priority;
+pub mod service_alloc;
 pub mod tolerations;
 
 use serde_json::Value;
@@ -42,11 +43,23 @@ impl Attributes<'_> {
     }
 }
 
+pub use service_alloc::Reservation;
+
 /// Runs the mutating plugins: each may change `obj` or refuse the write.
-pub async fn mutate(attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<()> {
+/// What they reserved for it (Service addresses) comes back, for the store
+/// to settle once it knows whether the write was stored.
+pub async fn mutate(attrs: &Attributes<'_>, obj: &mut Value) -> ApiResult<Reservation> {
     priority::admit(attrs, obj).await?;
     tolerations::admit(attrs, obj);
-    Ok(())
+    service_alloc::admit(attrs, obj).await
+}
+
+/// Tells the plugins an object has left storage for good, so what it held
+/// (a Service's ClusterIP and NodePorts) is free again.
+pub async fn removed(backend: &Backend, info: &ResourceInfo, obj: &Value) {
+    if info.group.is_empty() && info.plural == "services" {
+        service_alloc::release_held(backend, obj).await;
+    }
 }
 
 /// Runs the validating plugins on the final object: each may refuse it.
