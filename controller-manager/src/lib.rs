@@ -10,6 +10,7 @@ pub mod informer;
 pub mod metrics;
 pub mod options;
 pub mod queue;
+pub mod recorder;
 pub mod runner;
 pub mod selection;
 
@@ -40,12 +41,16 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_rc_syncs: opts.concurrent_rc_syncs,
         concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
     };
+    let identity = election
+        .as_ref()
+        .map(|e| e.identity.clone())
+        .unwrap_or_else(leader::default_identity);
     let work = {
         let client = client.clone();
         let metrics = metrics.clone();
         async move {
             metrics.leader.set(1);
-            controllers::run(client, metrics, &enabled, settings).await
+            controllers::run(client, metrics, &enabled, settings, identity).await
         }
     };
     let work = async move {

@@ -217,13 +217,22 @@ async fn a_replicaset_creates_its_pods_and_replaces_a_deleted_one() -> Result<()
     );
     assert!(m.contains("workqueue_depth{name=\"replicaset\"}"), "{m}");
     assert!(m.contains("controller_reconcile_duration_seconds_bucket"));
+
+    // What it did shows in `kubectl describe`, as upstream's Events.
+    let described = wait::until("the SuccessfulCreate events", CONVERGE, || async {
+        let out = c.cp.kubectl(&["describe", "rs", "web"]).ok()?;
+        out.contains("Created pod: web-").then_some(out)
+    })
+    .await?;
+    assert!(described.contains("SuccessfulCreate"), "{described}");
+    assert!(described.contains("replicaset-controller"), "{described}");
     Ok(())
 }
 
 #[tokio::test]
 async fn kubectl_scale_down_removes_the_not_ready_pod_and_status_follows_readiness() -> Result<()> {
     let c = cluster(&[]).await?;
-    c.replicaset("default", "web", 3, json!({"minReadySeconds": 2}))
+    c.replicaset("default", "web", 3, json!({"minReadySeconds": 5}))
         .await?;
     let pods = c.owned("default", "ReplicaSet", "web", 3).await?;
     let ready: BTreeSet<String> = pods.iter().skip(1).map(pod_name).collect();
@@ -460,6 +469,74 @@ async fn kubectl_delete_namespace_removes_everything_in_it() -> Result<()> {
     let widgets =
         c.cp.kubectl(&["get", "widgets", "-n", "doomed", "-o", "name"])?;
     assert_eq!(widgets.trim(), "", "no widget survived");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_namespace_held_by_a_finalizer_stays_terminating_and_says_why() -> Result<()> {
+    let c = cluster(&[]).await?;
+    c.cp.kubectl(&["create", "namespace", "held"])?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "held");
+    let pinned: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "pinned", "finalizers": ["example.com/hold"]},
+    }))?;
+    cms.create(&PostParams::default(), &pinned).await?;
+    c.cp.kubectl(&["delete", "namespace", "held", "--wait=false"])?;
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    let ns = wait::until("the namespace to say what holds it", CONVERGE, || {
+        let namespaces = namespaces.clone();
+        async move {
+            let ns = namespaces.get("held").await.ok()?;
+            let held = ns
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "NamespaceFinalizersRemaining" && c.status == "True");
+            held.then_some(ns)
+        }
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let status = ns.status.context("no status")?;
+    assert_eq!(status.phase.as_deref(), Some("Terminating"));
+    let message = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t)
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        message("NamespaceFinalizersRemaining"),
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    );
+    assert_eq!(
+        message("NamespaceContentRemaining"),
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    let table = c.cp.kubectl(&["get", "namespace", "held"])?;
+    assert!(table.contains("Terminating"), "{table}");
+
+    // Once the finalizer is done, the namespace goes.
+    cms.patch(
+        "pinned",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    wait::until("the namespace to be gone", CONVERGE, || {
+        let namespaces = namespaces.clone();
+        async move {
+            matches!(namespaces.get("held").await, Err(kube::Error::Api(e)) if e.code == 404)
+                .then_some(())
+        }
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
     Ok(())
 }
 

@@ -29,17 +29,20 @@ pub async fn run(
     metrics: Metrics,
     enabled: &[&'static str],
     settings: Settings,
+    identity: String,
 ) -> Result<()> {
     let mut tasks = JoinSet::new();
     for &name in enabled {
         let client = client.clone();
         let metrics = metrics.clone();
+        let identity = identity.clone();
         match name {
             "replicaset" => tasks.spawn(async move {
                 let r = replicaset::run::<ReplicaSet>(
                     client,
                     metrics,
                     settings.concurrent_replicaset_syncs,
+                    &identity,
                 )
                 .await;
                 (name, r)
@@ -49,6 +52,7 @@ pub async fn run(
                     client,
                     metrics,
                     settings.concurrent_rc_syncs,
+                    &identity,
                 )
                 .await;
                 (name, r)

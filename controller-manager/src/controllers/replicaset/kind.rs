@@ -27,6 +27,9 @@ pub trait Replicated:
     /// The controller's name, as upstream's `--controllers` spells it.
     const CONTROLLER: &'static str;
 
+    /// Who its Events say reported them (upstream's component name).
+    const EVENT_SOURCE: &'static str;
+
     /// The pods it selects; `None` when the selector is missing or empty,
     /// which selects nothing (never everything).
     fn selector(&self) -> Option<Selector>;
@@ -64,6 +67,7 @@ fn non_empty(selector: Selector) -> Option<Selector> {
 
 impl Replicated for ReplicaSet {
     const CONTROLLER: &'static str = "replicaset";
+    const EVENT_SOURCE: &'static str = "replicaset-controller";
 
     fn selector(&self) -> Option<Selector> {
         let ls = self.spec.as_ref()?.selector.clone();
@@ -92,6 +96,7 @@ impl Replicated for ReplicaSet {
 
 impl Replicated for ReplicationController {
     const CONTROLLER: &'static str = "replicationcontroller";
+    const EVENT_SOURCE: &'static str = "replication-controller";
 
     fn selector(&self) -> Option<Selector> {
         let spec = self.spec.as_ref()?;

@@ -15,6 +15,7 @@ use super::expectations::Expectations;
 use super::kind::Replicated;
 use super::status::ManageFailure;
 use super::{pods, ranking};
+use crate::recorder::EventSink;
 
 /// At most this many pods are created or deleted in one sync (upstream's
 /// `BurstReplicas`).
@@ -25,10 +26,15 @@ const BURST_REPLICAS: usize = 500;
 pub async fn manage<K: Replicated>(
     client: &kube::Client,
     expectations: &Expectations,
+    events: &EventSink,
     key: &str,
     owner: &K,
     owned: &[Arc<Pod>],
 ) -> Result<(), ManageFailure> {
+    let report = Report {
+        events,
+        regarding: owner.object_ref(&()),
+    };
     let want = owner.replicas().max(0) as usize;
     let ns = owner.meta().namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -39,7 +45,7 @@ pub async fn manage<K: Replicated>(
             message: "the pod template is missing".into(),
         })?;
         expectations.expect_creations(key, n);
-        create_in_batches(&api, expectations, key, &pod, n).await
+        create_in_batches(&api, expectations, &report, key, &pod, n).await
     } else if owned.len() > want {
         let n = (owned.len() - want).min(BURST_REPLICAS);
         let victims: Vec<Arc<Pod>> = ranking::deletion_order(owned, owned)
@@ -47,7 +53,7 @@ pub async fn manage<K: Replicated>(
             .take(n)
             .collect();
         expectations.expect_deletions(key, victims.iter().map(|p| pods::key(p)));
-        delete_all(&api, expectations, key, &victims).await
+        delete_all(&api, expectations, &report, key, &victims).await
     } else {
         Ok(())
     }
@@ -80,9 +86,56 @@ fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("being terminated"))
 }
 
+/// Where the outcome of each pod request is reported, as upstream's
+/// `PodControl` does.
+struct Report<'a> {
+    events: &'a EventSink,
+    regarding: k8s_openapi::api::core::v1::ObjectReference,
+}
+
+impl Report<'_> {
+    fn created(&self, result: &kube::Result<Pod>) {
+        match result {
+            Ok(p) => self.events.normal(
+                self.regarding.clone(),
+                "SuccessfulCreate",
+                "Create",
+                format!(
+                    "Created pod: {}",
+                    p.metadata.name.as_deref().unwrap_or_default()
+                ),
+            ),
+            Err(e) => self.events.warning(
+                self.regarding.clone(),
+                "FailedCreate",
+                "Create",
+                format!("Error creating: {e}"),
+            ),
+        }
+    }
+
+    fn deleted(&self, pod: &str, result: Result<(), &kube::Error>) {
+        match result {
+            Ok(()) => self.events.normal(
+                self.regarding.clone(),
+                "SuccessfulDelete",
+                "Delete",
+                format!("Deleted pod: {pod}"),
+            ),
+            Err(e) => self.events.warning(
+                self.regarding.clone(),
+                "FailedDelete",
+                "Delete",
+                format!("Error deleting: {e}"),
+            ),
+        }
+    }
+}
+
 async fn create_in_batches(
     api: &Api<Pod>,
     expectations: &Expectations,
+    report: &Report<'_>,
     key: &str,
     pod: &Pod,
     n: usize,
@@ -94,6 +147,7 @@ async fn create_in_batches(
         let results = join_all((0..batch).map(|_| api.create(&pp, pod))).await;
         let mut first_error = None;
         for result in results {
+            report.created(&result);
             if let Err(e) = result {
                 // This creation will never be observed.
                 expectations.creations_observed(key, 1);
@@ -119,6 +173,7 @@ async fn create_in_batches(
 async fn delete_all(
     api: &Api<Pod>,
     expectations: &Expectations,
+    report: &Report<'_>,
     key: &str,
     victims: &[Arc<Pod>],
 ) -> Result<(), ManageFailure> {
@@ -129,13 +184,17 @@ async fn delete_all(
     .await;
     let mut first_error = None;
     for (pod, result) in results {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
         match result {
-            Ok(_) => {}
+            Ok(_) => report.deleted(name, Ok(())),
             Err(e) => {
                 expectations.deletion_observed(key, &pods::key(pod));
                 let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
-                if !gone && first_error.is_none() {
-                    first_error = Some(e.to_string());
+                if !gone {
+                    report.deleted(name, Err(&e));
+                    if first_error.is_none() {
+                        first_error = Some(e.to_string());
+                    }
                 }
             }
         }

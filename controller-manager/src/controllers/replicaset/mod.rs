@@ -5,10 +5,10 @@
 //! counts in `status`.
 
 mod claim;
-mod events;
 mod expectations;
 mod kind;
 mod manage;
+mod pod_events;
 mod pods;
 mod ranking;
 mod status;
@@ -25,6 +25,7 @@ pub use kind::Replicated;
 
 use crate::informer;
 use crate::metrics::Metrics;
+use crate::recorder::EventSink;
 use crate::runner::{self, Outcome, Runner};
 use expectations::Expectations;
 
@@ -34,6 +35,7 @@ struct Shared<K: Replicated> {
     owners: Store<K>,
     pods: Store<Pod>,
     expectations: Arc<Expectations>,
+    events: EventSink,
 }
 
 /// Watches `K` objects and pods, and keeps each object's pods at its
@@ -42,6 +44,7 @@ pub async fn run<K: Replicated>(
     client: kube::Client,
     metrics: Metrics,
     workers: usize,
+    identity: &str,
 ) -> Result<()> {
     let runner = Runner::new(K::CONTROLLER, &metrics);
     let expectations = Arc::new(Expectations::default());
@@ -57,7 +60,7 @@ pub async fn run<K: Replicated>(
             }
         },
     );
-    let handler = Arc::new(Mutex::new(events::PodEvents::new(
+    let handler = Arc::new(Mutex::new(pod_events::PodEvents::new(
         owners.clone(),
         runner.queue(),
         expectations.clone(),
@@ -75,6 +78,7 @@ pub async fn run<K: Replicated>(
     owners.wait_until_ready().await?;
     pods.wait_until_ready().await?;
     let shared = Arc::new(Shared {
+        events: EventSink::new(client.clone(), K::EVENT_SOURCE, identity),
         client,
         owners,
         pods,
@@ -90,7 +94,7 @@ pub async fn run<K: Replicated>(
 /// delete one batch if earlier changes have all been observed, and write
 /// the status the cached pods give.
 async fn reconcile<K: Replicated>(shared: Arc<Shared<K>>, key: String) -> Outcome {
-    let Some(owner) = shared.owners.get(&events::owner_ref::<K>(&key)) else {
+    let Some(owner) = shared.owners.get(&pod_events::owner_ref::<K>(&key)) else {
         shared.expectations.delete(&key);
         return Ok(None);
     };
@@ -115,6 +119,7 @@ async fn reconcile<K: Replicated>(shared: Arc<Shared<K>>, key: String) -> Outcom
         manage::manage(
             &shared.client,
             &shared.expectations,
+            &shared.events,
             &key,
             owner.as_ref(),
             &owned,
