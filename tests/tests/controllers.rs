@@ -277,6 +277,40 @@ async fn kubectl_scale_down_removes_the_not_ready_pod_and_status_follows_readine
 }
 
 #[tokio::test]
+async fn a_terminating_pod_is_not_counted_and_is_replaced_at_once() -> Result<()> {
+    let c = cluster(&[]).await?;
+    c.replicaset("default", "web", 2, json!({})).await?;
+    let pods = c.owned("default", "ReplicaSet", "web", 2).await?;
+    // Bound to a node, a pod is deleted gracefully: with no kubelet to
+    // finish it, it stays Terminating.
+    let victim = pod_name(&pods[0]);
+    let binding = json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": victim},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+    });
+    c.pods("default")
+        .create_subresource::<_, Value>("binding", &victim, &PostParams::default(), &binding)
+        .await?;
+    c.pods("default")
+        .delete(&victim, &DeleteParams::default())
+        .await?;
+    let replaced = c.owned("default", "ReplicaSet", "web", 2).await?;
+    assert!(replaced.iter().all(|p| pod_name(p) != victim));
+    let status = c
+        .rs_status("default", "web", "counts 2 replicas", |s| {
+            num(s, "replicas") == 2
+        })
+        .await?;
+    assert_eq!(num(&status, "fullyLabeledReplicas"), 2);
+    // The victim is still there, terminating, and was not counted.
+    let old = c.pods("default").get(&victim).await?;
+    assert!(old.metadata.deletion_timestamp.is_some());
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_orphan_is_adopted_and_a_relabelled_pod_is_released() -> Result<()> {
     let c = cluster(&[]).await?;
     let orphan: Pod = serde_json::from_value(json!({

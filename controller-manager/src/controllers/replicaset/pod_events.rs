@@ -133,3 +133,84 @@ pub fn owner_ref<K: Replicated>(key: &str) -> ObjectRef<K> {
     let (ns, name) = runner::split_key(key);
     ObjectRef::new(name).within(ns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::runtime::reflector;
+    use prometheus::{IntCounter, IntGauge};
+    use serde_json::json;
+
+    fn pod(name: &str, labels: serde_json::Value, owner_uid: Option<&str>) -> Pod {
+        let refs = owner_uid.map(|uid| {
+            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+                    "uid": uid, "controller": true}])
+        });
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": labels,
+                         "ownerReferences": refs},
+        }))
+        .unwrap()
+    }
+
+    fn handler() -> (PodEvents<ReplicaSet>, Arc<WorkQueue>, Arc<Expectations>) {
+        let (store, mut writer) = reflector::store::<ReplicaSet>();
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}},
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&Event::Apply(rs));
+        let queue = WorkQueue::new(
+            IntGauge::new("d", "d").unwrap(),
+            IntCounter::new("a", "a").unwrap(),
+            IntCounter::new("r", "r").unwrap(),
+        );
+        let expectations = Arc::new(Expectations::default());
+        (
+            PodEvents::new(store, queue.clone(), expectations.clone()),
+            queue,
+            expectations,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_new_owned_pod_satisfies_a_creation_once() {
+        let (mut h, queue, expectations) = handler();
+        expectations.expect_creations("ns/web", 1);
+        let p = pod("web-abcde", json!({"app": "web"}), Some("u1"));
+        h.handle(&Event::Apply(p.clone()));
+        assert!(expectations.satisfied("ns/web"));
+        assert_eq!(queue.get().await, "ns/web");
+        queue.done("ns/web");
+        // An update of the same pod is not a second creation.
+        expectations.expect_creations("ns/web", 1);
+        h.handle(&Event::Apply(p));
+        assert!(!expectations.satisfied("ns/web"));
+    }
+
+    #[tokio::test]
+    async fn an_orphan_wakes_the_replica_sets_that_select_it() {
+        let (mut h, queue, _) = handler();
+        h.handle(&Event::Apply(pod("stray", json!({"app": "other"}), None)));
+        assert!(queue.is_empty(), "no selector matches");
+        h.handle(&Event::Apply(pod("orphan", json!({"app": "web"}), None)));
+        assert_eq!(queue.get().await, "ns/web");
+    }
+
+    #[tokio::test]
+    async fn a_pod_deleted_while_the_watch_was_down_counts_as_deleted() {
+        let (mut h, queue, expectations) = handler();
+        let p = pod("web-abcde", json!({"app": "web"}), Some("u1"));
+        h.handle(&Event::Apply(p));
+        assert_eq!(queue.get().await, "ns/web");
+        queue.done("ns/web");
+        expectations.expect_deletions("ns/web", ["ns/web-abcde".to_string()]);
+        // A re-list that no longer has the pod.
+        h.handle(&Event::Init);
+        h.handle(&Event::InitDone);
+        assert!(expectations.satisfied("ns/web"));
+        assert_eq!(queue.get().await, "ns/web");
+    }
+}
