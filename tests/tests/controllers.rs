@@ -311,6 +311,51 @@ async fn a_terminating_pod_is_not_counted_and_is_replaced_at_once() -> Result<()
 }
 
 #[tokio::test]
+async fn a_failing_create_shows_as_replica_failure_until_it_succeeds() -> Result<()> {
+    let c = cluster(&[]).await?;
+    // Pods of this template are refused until their PriorityClass exists.
+    let template = json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {
+            "priorityClassName": "urgent",
+            "containers": [{"name": "c", "image": "registry.example/app:1"}],
+        },
+    });
+    c.replicaset("default", "web", 2, json!({"template": template}))
+        .await?;
+    let status = c
+        .rs_status("default", "web", "reports ReplicaFailure", |s| {
+            s["conditions"][0]["type"] == "ReplicaFailure"
+        })
+        .await?;
+    let condition = &status["conditions"][0];
+    assert_eq!(condition["status"], "True");
+    assert_eq!(condition["reason"], "FailedCreate");
+    assert!(
+        condition["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no PriorityClass with name urgent was found")),
+        "{condition}"
+    );
+    let described = wait::until("the FailedCreate event", CONVERGE, || async {
+        let out = c.cp.kubectl(&["describe", "rs", "web"]).ok()?;
+        out.contains("FailedCreate").then_some(out)
+    })
+    .await?;
+    assert!(described.contains("Error creating"), "{described}");
+
+    c.cp.kubectl(&["create", "priorityclass", "urgent", "--value=1000"])?;
+    c.owned("default", "ReplicaSet", "web", 2).await?;
+    c.rs_status("default", "web", "drops ReplicaFailure", |s| {
+        num(s, "replicas") == 2
+            && s.get("conditions")
+                .is_none_or(|c| c.as_array().is_none_or(|a| a.is_empty()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_orphan_is_adopted_and_a_relabelled_pod_is_released() -> Result<()> {
     let c = cluster(&[]).await?;
     let orphan: Pod = serde_json::from_value(json!({
@@ -403,6 +448,21 @@ spec:
     })
     .await?;
     assert_eq!(out, "3");
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_controllers_named_in_controllers_run() -> Result<()> {
+    let c = cluster(&["--controllers=*,-serviceaccount,-replicationcontroller"]).await?;
+    c.replicaset("default", "web", 1, json!({})).await?;
+    c.owned("default", "ReplicaSet", "web", 1).await?;
+    let m = c.metrics().await?;
+    assert!(m.contains("workqueue_depth{name=\"replicaset\"}"), "{m}");
+    assert!(m.contains("workqueue_depth{name=\"namespace\"}"), "{m}");
+    assert!(!m.contains("name=\"serviceaccount\""), "{m}");
+    assert!(!m.contains("name=\"replicationcontroller\""), "{m}");
+    let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), "default");
+    assert!(sas.get_opt("default").await?.is_none());
     Ok(())
 }
 
