@@ -150,6 +150,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// Waits until namespace `name` no longer exists.
+    async fn namespace_gone(&self, name: &str) -> Result<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        wait::until(&format!("namespace {name} to be gone"), CONVERGE, || {
+            let namespaces = namespaces.clone();
+            async move {
+                matches!(namespaces.get(name).await, Err(kube::Error::Api(e)) if e.code == 404)
+                    .then_some(())
+            }
+        })
+        .await
+        .with_context(|| self.cm.log_tail())
+    }
+
     async fn metrics(&self) -> Result<String> {
         https_get(self.port, "/metrics").await
     }
@@ -538,16 +552,7 @@ async fn kubectl_delete_namespace_removes_everything_in_it() -> Result<()> {
     let out =
         c.cp.kubectl(&["delete", "namespace", "doomed", "--timeout=60s"])?;
     assert!(out.contains("deleted"), "{out}");
-    let namespaces: Api<Namespace> = Api::all(c.client.clone());
-    wait::until("the namespace to be gone", CONVERGE, || {
-        let namespaces = namespaces.clone();
-        async move {
-            matches!(namespaces.get("doomed").await, Err(kube::Error::Api(e)) if e.code == 404)
-                .then_some(())
-        }
-    })
-    .await
-    .with_context(|| c.cm.log_tail())?;
+    c.namespace_gone("doomed").await?;
     // Nothing of it is left behind in storage: recreating the namespace
     // finds it empty.
     c.cp.kubectl(&["create", "namespace", "doomed"])?;
@@ -622,15 +627,7 @@ async fn a_namespace_held_by_a_finalizer_stays_terminating_and_says_why() -> Res
         &Patch::Merge(json!({"metadata": {"finalizers": null}})),
     )
     .await?;
-    wait::until("the namespace to be gone", CONVERGE, || {
-        let namespaces = namespaces.clone();
-        async move {
-            matches!(namespaces.get("held").await, Err(kube::Error::Api(e)) if e.code == 404)
-                .then_some(())
-        }
-    })
-    .await
-    .with_context(|| c.cm.log_tail())?;
+    c.namespace_gone("held").await?;
     Ok(())
 }
 
@@ -639,12 +636,19 @@ async fn a_restarted_controller_manager_resumes_from_the_api() -> Result<()> {
     let mut c = cluster(&[]).await?;
     c.replicaset("default", "web", 2, json!({})).await?;
     let pods = c.owned("default", "ReplicaSet", "web", 2).await?;
+    c.cp.kubectl(&["create", "namespace", "later"])?;
+    c.cp.kubectl(&["create", "configmap", "cfg", "-n", "later"])?;
     c.cm.stop();
-    // Meanwhile: the user scales up and a pod disappears.
+    // Meanwhile: the user scales up, a pod disappears, and a namespace is
+    // deleted (it stays Terminating while no controller empties it).
     c.cp.kubectl(&["scale", "rs", "web", "--replicas=4"])?;
     c.pods("default")
         .delete(&pod_name(&pods[0]), &DeleteParams::default())
         .await?;
+    c.cp.kubectl(&["delete", "namespace", "later", "--wait=false"])?;
+    let phase =
+        c.cp.kubectl(&["get", "ns", "later", "-o", "jsonpath={.status.phase}"])?;
+    assert_eq!(phase, "Terminating");
     let (cm, port) = c.cp.start_controller_manager(&["--leader-elect=false"])?;
     c.cm = cm;
     c.port = port;
@@ -653,6 +657,7 @@ async fn a_restarted_controller_manager_resumes_from_the_api() -> Result<()> {
         num(s, "replicas") == 4 && num(s, "observedGeneration") == 2
     })
     .await?;
+    c.namespace_gone("later").await?;
     Ok(())
 }
 
