@@ -21,13 +21,18 @@ pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaCondition {
+    /// `ReplicaFailure` (the only type upstream sets).
     #[serde(rename = "type")]
     pub type_: String,
+    /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// `FailedCreate` or `FailedDelete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The error the apiserver gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the condition last changed status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
 }
@@ -36,16 +41,22 @@ pub struct ReplicaCondition {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaStatus {
+    /// Active pods it controls.
     #[serde(default)]
     pub replicas: i32,
+    /// Of those, the ones carrying every template label.
     #[serde(default)]
     pub fully_labeled_replicas: i32,
+    /// Of those, the Ready ones.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Of those, the ones Ready for `minReadySeconds`.
     #[serde(default)]
     pub available_replicas: i32,
+    /// The `metadata.generation` this status describes.
     #[serde(default)]
     pub observed_generation: i64,
+    /// Conditions (`ReplicaFailure`).
     #[serde(default)]
     pub conditions: Vec<ReplicaCondition>,
 }
