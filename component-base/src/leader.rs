@@ -36,6 +36,27 @@ impl LeaderElectionConfig {
             retry_period: Duration::from_secs(2),
         }
     }
+
+    /// client-go's checks: each renewal gets a few tries within the
+    /// deadline, and the deadline ends before the lease does.
+    pub fn validate(&self) -> Result<()> {
+        if self.retry_period.is_zero() {
+            return Err(anyhow!(
+                "leader election: the retry period must be positive"
+            ));
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err(anyhow!(
+                "leader election: the renew deadline must be shorter than the lease duration"
+            ));
+        }
+        if self.renew_deadline.as_secs_f64() <= 1.2 * self.retry_period.as_secs_f64() {
+            return Err(anyhow!(
+                "leader election: the renew deadline must be longer than 1.2 × the retry period"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `hostname_<random>`, as upstream components name their lease holders.

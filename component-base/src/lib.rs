@@ -1,10 +1,12 @@
 //! What every Capstan binary needs and nothing component-specific: TLS
 //! material loading, the one rustls crypto provider, the HTTPS listener,
-//! logging set-up, leader election and the shutdown signal. Upstream calls
+//! logging set-up, leader election, the health/metrics endpoint and the
+//! shutdown signal. Upstream calls
 //! this layer `component-base`.
 
 pub mod client;
 pub mod duration;
+pub mod health;
 pub mod https;
 pub mod leader;
 pub mod logging;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Brings up what Capstan has so far on this machine: etcd, the apiserver and
-# the scheduler on 127.0.0.1, with a fresh cluster PKI and an admin
+# Brings up what Capstan has so far on this machine: etcd, the apiserver, the
+# scheduler and the controller-manager on 127.0.0.1, with a fresh cluster PKI and an admin
 # kubeconfig. Installs
 # etcd from Debian if it is missing. Stop with deploy/scripts/local-down.sh.
 set -euo pipefail
@@ -34,6 +34,10 @@ echo $! >>"$state/pids"
 
 target/release/capstan-scheduler --kubeconfig "$state/pki/admin.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "${CAPSTAN_SCHEDULER_PORT:-10259}" >"$state/scheduler.log" 2>&1 &
+echo $! >>"$state/pids"
+
+target/release/capstan-controller-manager --kubeconfig "$state/pki/admin.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port "${CAPSTAN_CONTROLLER_MANAGER_PORT:-10257}" >"$state/controller-manager.log" 2>&1 &
 echo $! >>"$state/pids"
 
 export KUBECONFIG="$state/pki/admin.kubeconfig"

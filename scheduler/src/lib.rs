@@ -7,7 +7,6 @@ pub mod algorithm;
 pub mod cache;
 pub mod config;
 pub mod framework;
-pub mod health;
 pub mod informers;
 pub mod metrics;
 pub mod nominator;
@@ -18,13 +17,13 @@ pub mod profile;
 pub mod queue;
 pub mod scheduler;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use capstan_component_base::duration::parse_duration;
+use capstan_component_base::health::{self, ServingConfig};
 use capstan_component_base::leader::{self, LeaderElectionConfig};
-use capstan_component_base::{client, https, shutdown_signal};
+use capstan_component_base::{client, shutdown_signal};
 
 use crate::config::SchedulerConfiguration;
 use crate::metrics::Metrics;
@@ -55,9 +54,11 @@ pub async fn run(opts: Options) -> Result<()> {
     });
     let client = client::client(kubeconfig.as_deref()).await?;
     let metrics = Metrics::new()?;
-    if opts.secure_port != 0 {
-        serve_health(&opts, metrics.clone()).await?;
-    }
+    let render = {
+        let metrics = metrics.clone();
+        std::sync::Arc::new(move || metrics.render())
+    };
+    health::serve(&serving_config(&opts), render).await?;
     let loop_cfg = LoopConfig {
         percentage_of_nodes_to_score: file.percentage_of_nodes_to_score.unwrap_or(0),
         initial_backoff: Duration::from_secs(file.pod_initial_backoff_seconds.unwrap_or(1)),
@@ -134,50 +135,19 @@ fn leader_election(
     cfg.lease_duration = duration(&le.lease_duration, opts.leader_elect_lease_duration)?;
     cfg.renew_deadline = duration(&le.renew_deadline, opts.leader_elect_renew_deadline)?;
     cfg.retry_period = duration(&le.retry_period, opts.leader_elect_retry_period)?;
-    // client-go's checks: each renewal gets a few tries within the
-    // deadline, and the deadline ends before the lease does.
-    if cfg.retry_period.is_zero() {
-        return Err(anyhow!(
-            "leader election: the retry period must be positive"
-        ));
-    }
-    if cfg.renew_deadline >= cfg.lease_duration {
-        return Err(anyhow!(
-            "leader election: the renew deadline must be shorter than the lease duration"
-        ));
-    }
-    if cfg.renew_deadline.as_secs_f64() <= 1.2 * cfg.retry_period.as_secs_f64() {
-        return Err(anyhow!(
-            "leader election: the renew deadline must be longer than 1.2 × the retry period"
-        ));
-    }
+    cfg.validate()?;
     Ok(Some(cfg))
 }
 
-async fn serve_health(opts: &Options, metrics: Metrics) -> Result<()> {
-    let tls = match (&opts.tls_cert_file, &opts.tls_private_key_file) {
-        (Some(cert), Some(key)) => https::tls_config(cert, key, opts.client_ca_file.as_deref())?,
-        _ => https::self_signed_config(
-            &["localhost".to_string(), "127.0.0.1".to_string()],
-            opts.client_ca_file.as_deref(),
-        )?,
-    };
-    let addr: SocketAddr = format!("{}:{}", opts.bind_address, opts.secure_port)
-        .parse()
-        .with_context(|| format!("bad --bind-address {}", opts.bind_address))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, "serving /healthz and /metrics");
-    let app = health::router(metrics, opts.client_ca_file.is_some());
-    tokio::spawn(https::serve(
-        listener,
-        tls,
-        app,
-        std::future::pending::<()>(),
-        health::identify,
-    ));
-    Ok(())
+/// The health/metrics endpoint settings from the flags.
+fn serving_config(opts: &Options) -> ServingConfig {
+    ServingConfig {
+        bind_address: opts.bind_address.clone(),
+        secure_port: opts.secure_port,
+        tls_cert_file: opts.tls_cert_file.clone(),
+        tls_private_key_file: opts.tls_private_key_file.clone(),
+        client_ca_file: opts.client_ca_file.clone(),
+    }
 }
 
 /// Starts the informers and the scheduling thread; returns only if the

@@ -302,6 +302,29 @@ impl ControlPlane {
         Ok((Process::spawn("capstan-scheduler", cmd, log)?, port))
     }
 
+    /// Starts a `capstan-controller-manager` against this apiserver with
+    /// the admin kubeconfig, its HTTPS health/metrics port on loopback,
+    /// and `extra` flags. Returns the process (stopped on drop) and that
+    /// port.
+    pub fn start_controller_manager(&self, extra: &[&str]) -> Result<(Process, u16)> {
+        let port = free_port()?;
+        let mut cmd = Command::new(binary("capstan-controller-manager")?);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .args(extra)
+            .env("RUST_LOG", "info,capstan_controller_manager=debug");
+        let log = self
+            .dir
+            .path()
+            .join(format!("controller-manager-{port}.log"));
+        Ok((
+            Process::spawn("capstan-controller-manager", cmd, log)?,
+            port,
+        ))
+    }
+
     /// An admin `kube` client.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig).await
@@ -372,6 +395,35 @@ impl ControlPlane {
         std::fs::write(&path, text)?;
         Ok(path.to_string_lossy().into_owned())
     }
+}
+
+/// GETs a path on a component's HTTPS health/metrics port (self-signed
+/// certificate, so not verified) on loopback.
+pub async fn https_get(port: u16, path: &str) -> Result<String> {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sk",
+            "--max-time",
+            "5",
+            &format!("https://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "curl {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// The value of the Prometheus sample line that starts with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 async fn client_from(path: &Path) -> Result<kube::Client> {

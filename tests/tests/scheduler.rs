@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use capstan_tests::fixture::{ControlPlane, Process};
+use anyhow::{Context, Result};
+use capstan_tests::fixture::{ControlPlane, Process, https_get, metric};
 use capstan_tests::wait;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -151,34 +151,6 @@ impl Cluster {
     async fn metrics(&self) -> Result<String> {
         https_get(self.port, "/metrics").await
     }
-}
-
-/// GETs a path on the scheduler's HTTPS port (self-signed certificate).
-async fn https_get(port: u16, path: &str) -> Result<String> {
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-sk",
-            "--max-time",
-            "5",
-            &format!("https://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .await?;
-    if !out.status.success() {
-        bail!(
-            "curl {path} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-/// The value of a metric sample line that starts with `prefix`.
-fn metric(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

@@ -1,0 +1,76 @@
+//! The controllers, one module each, and starting the enabled ones.
+
+pub mod namespace;
+pub mod replicaset;
+pub mod serviceaccount;
+
+use anyhow::{Result, anyhow};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
+use tokio::task::JoinSet;
+
+use crate::metrics::Metrics;
+
+/// Per-controller settings from the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Workers of the ReplicaSet controller.
+    pub concurrent_replicaset_syncs: usize,
+    /// Workers of the ReplicationController controller.
+    pub concurrent_rc_syncs: usize,
+    /// Workers of the Namespace controller.
+    pub concurrent_namespace_syncs: usize,
+}
+
+/// Starts every controller in `enabled`; returns (with an error) only if
+/// one of them stops.
+pub async fn run(
+    client: kube::Client,
+    metrics: Metrics,
+    enabled: &[&'static str],
+    settings: Settings,
+    identity: String,
+) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    for &name in enabled {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        let identity = identity.clone();
+        match name {
+            "replicaset" => tasks.spawn(async move {
+                let r = replicaset::run::<ReplicaSet>(
+                    client,
+                    metrics,
+                    settings.concurrent_replicaset_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "replicationcontroller" => tasks.spawn(async move {
+                let r = replicaset::run::<ReplicationController>(
+                    client,
+                    metrics,
+                    settings.concurrent_rc_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "serviceaccount" => {
+                tasks.spawn(async move { (name, serviceaccount::run(client, metrics).await) })
+            }
+            "namespace" => tasks.spawn(async move {
+                let r = namespace::run(client, metrics, settings.concurrent_namespace_syncs).await;
+                (name, r)
+            }),
+            other => return Err(anyhow!("controller {other:?} is not implemented")),
+        };
+    }
+    match tasks.join_next().await {
+        Some(Ok((name, Err(e)))) => Err(e.context(format!("controller {name} failed"))),
+        Some(Ok((name, Ok(())))) => Err(anyhow!("controller {name} stopped")),
+        Some(Err(e)) => Err(anyhow!("a controller task failed: {e}")),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,116 @@
+//! `capstan-controller-manager`: upstream's kube-controller-manager for
+//! Capstan. Every controller is a level-triggered reconcile loop on the
+//! `kube` crate's runtime (informer stores, a work queue of keys, a
+//! `reconcile(key)` that moves one step toward desired state and is safe
+//! to repeat), run only while this replica holds the leader Lease. It
+//! talks to the apiserver over HTTPS like any client, never to storage.
+
+pub mod controllers;
+pub mod informer;
+pub mod metrics;
+pub mod options;
+pub mod queue;
+pub mod recorder;
+pub mod runner;
+pub mod selection;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use capstan_component_base::leader::{self, LeaderElectionConfig};
+use capstan_component_base::{client, health, shutdown_signal};
+
+use crate::controllers::Settings;
+use crate::metrics::Metrics;
+use crate::options::Options;
+
+/// Runs the enabled controllers until a shutdown signal (or lost
+/// leadership, which is an error so the process exits and restarts clean).
+pub async fn run(opts: Options) -> Result<()> {
+    let enabled = selection::enabled_controllers(&opts.controllers)?;
+    let election = leader_election(&opts)?;
+    let client = client::client(opts.kubeconfig.as_deref()).await?;
+    let metrics = Metrics::new()?;
+    let render = {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.render())
+    };
+    health::serve(&opts.serving(), render).await?;
+    let settings = Settings {
+        concurrent_replicaset_syncs: opts.concurrent_replicaset_syncs,
+        concurrent_rc_syncs: opts.concurrent_rc_syncs,
+        concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
+    };
+    let identity = election
+        .as_ref()
+        .map(|e| e.identity.clone())
+        .unwrap_or_else(leader::default_identity);
+    let work = {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        async move {
+            metrics.leader.set(1);
+            controllers::run(client, metrics, &enabled, settings, identity).await
+        }
+    };
+    let work = async move {
+        match election {
+            Some(cfg) => leader::run_as_leader(client, cfg, work).await,
+            None => work.await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// The lease settings from the flags; `None` when election is off.
+fn leader_election(opts: &Options) -> Result<Option<LeaderElectionConfig>> {
+    if !opts.leader_elect {
+        return Ok(None);
+    }
+    let mut cfg = LeaderElectionConfig::new(
+        &opts.leader_elect_resource_namespace,
+        &opts.leader_elect_resource_name,
+    );
+    cfg.lease_duration = opts.leader_elect_lease_duration;
+    cfg.renew_deadline = opts.leader_elect_renew_deadline;
+    cfg.retry_period = opts.leader_elect_retry_period;
+    cfg.validate()?;
+    Ok(Some(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn election(flags: &[&str]) -> Result<Option<LeaderElectionConfig>> {
+        let mut args = vec!["capstan-controller-manager"];
+        args.extend_from_slice(flags);
+        leader_election(&Options::parse_from(args))
+    }
+
+    #[test]
+    fn the_lease_is_upstreams_and_its_timings_are_checked() {
+        let cfg = election(&[]).ok().flatten();
+        assert_eq!(
+            cfg.map(|c| (c.namespace, c.name)),
+            Some(("kube-system".into(), "kube-controller-manager".into()))
+        );
+        assert!(election(&["--leader-elect=false"]).is_ok_and(|c| c.is_none()));
+        assert!(election(&["--leader-elect-renew-deadline=20s"]).is_err());
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let opts = Options::parse_from(["capstan-controller-manager"]);
+        assert_eq!(opts.secure_port, 10257);
+        assert_eq!(opts.concurrent_replicaset_syncs, 5);
+        assert_eq!(opts.controllers, vec!["*".to_string()]);
+        let opts =
+            Options::parse_from(["capstan-controller-manager", "--controllers=*,-namespace"]);
+        assert_eq!(opts.controllers, vec!["*".to_string(), "-namespace".into()]);
+    }
+}

@@ -1,0 +1,61 @@
+//! Events about the objects controllers act on, as upstream's controllers
+//! record them (`kubectl describe` shows them), sent in the background so
+//! a slow or failing Event write never holds up a reconcile.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// Publishes Events for one controller.
+#[derive(Clone)]
+pub struct EventSink {
+    recorder: Recorder,
+}
+
+impl EventSink {
+    /// Events reported by `controller` (upstream's component name, e.g.
+    /// `replicaset-controller`) from this replica.
+    pub fn new(client: kube::Client, controller: &str, identity: &str) -> Self {
+        EventSink {
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: controller.to_string(),
+                    instance: Some(identity.to_string()),
+                },
+            ),
+        }
+    }
+
+    /// A Normal event about `regarding`.
+    pub fn normal(&self, regarding: ObjectReference, reason: &str, action: &str, note: String) {
+        self.publish(regarding, EventType::Normal, reason, action, note);
+    }
+
+    /// A Warning event about `regarding`.
+    pub fn warning(&self, regarding: ObjectReference, reason: &str, action: &str, note: String) {
+        self.publish(regarding, EventType::Warning, reason, action, note);
+    }
+
+    fn publish(
+        &self,
+        regarding: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let recorder = self.recorder.clone();
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &regarding).await {
+                tracing::debug!(error = %e, "publishing an event failed");
+            }
+        });
+    }
+}
