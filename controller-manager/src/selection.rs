@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
+    "garbagecollector",
     "namespace",
     "replicaset",
     "replicationcontroller",
@@ -24,7 +25,6 @@ const NOT_YET: &[&str] = &[
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
-    "garbagecollector",
     "horizontalpodautoscaling",
     "job",
     "node-lifecycle",
@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(on(&["*"]), IMPLEMENTED.to_vec());
         assert_eq!(on(&["replicaset"]), vec!["replicaset"]);
         assert_eq!(
-            on(&["*", "-namespace", "-serviceaccount"]),
+            on(&["*", "-namespace", "-serviceaccount", "-garbagecollector"]),
             vec!["replicaset", "replicationcontroller"]
         );
         // The first entry naming a controller decides.

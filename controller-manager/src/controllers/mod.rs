@@ -1,5 +1,6 @@
 //! The controllers, one module each, and starting the enabled ones.
 
+pub mod garbagecollector;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -20,6 +21,8 @@ pub struct Settings {
     pub concurrent_rc_syncs: usize,
     /// Workers of the Namespace controller.
     pub concurrent_namespace_syncs: usize,
+    /// Workers of the garbage collector.
+    pub concurrent_gc_syncs: usize,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -60,6 +63,10 @@ pub async fn run(
             "serviceaccount" => {
                 tasks.spawn(async move { (name, serviceaccount::run(client, metrics).await) })
             }
+            "garbagecollector" => tasks.spawn(async move {
+                let r = garbagecollector::run(client, metrics, settings.concurrent_gc_syncs).await;
+                (name, r)
+            }),
             "namespace" => tasks.spawn(async move {
                 let r = namespace::run(client, metrics, settings.concurrent_namespace_syncs).await;
                 (name, r)
