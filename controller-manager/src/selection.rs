@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 pub const IMPLEMENTED: &[&str] = &[
     "garbagecollector",
     "namespace",
+    "pod-garbage-collector",
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
@@ -30,7 +31,6 @@ const NOT_YET: &[&str] = &[
     "node-lifecycle",
     "nodeipam",
     "persistentvolume-binder",
-    "pod-garbage-collector",
     "resourcequota",
     "serviceaccount-token",
     "statefulset",
@@ -89,7 +89,13 @@ mod tests {
         assert_eq!(on(&["*"]), IMPLEMENTED.to_vec());
         assert_eq!(on(&["replicaset"]), vec!["replicaset"]);
         assert_eq!(
-            on(&["*", "-namespace", "-serviceaccount", "-garbagecollector"]),
+            on(&[
+                "*",
+                "-namespace",
+                "-serviceaccount",
+                "-garbagecollector",
+                "-pod-garbage-collector"
+            ]),
             vec!["replicaset", "replicationcontroller"]
         );
         // The first entry naming a controller decides.

@@ -213,3 +213,69 @@ async fn objects_of_any_kind_follow_their_owners() -> Result<()> {
     assert!(cms.get_opt("other").await?.is_some());
     Ok(())
 }
+
+#[tokio::test]
+async fn pod_gc_keeps_the_newest_terminated_pods_and_removes_pods_of_gone_nodes() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let (_cm, _) = cp.start_controller_manager(&[
+        "--leader-elect=false",
+        "--controllers=pod-garbage-collector",
+        "--terminated-pod-gc-threshold=2",
+    ])?;
+    let pods: Api<Pod> = Api::default_namespaced(cp.client().await?);
+    let pod = |name: &str, node: Option<&str>| -> Result<Pod> {
+        let mut spec = json!({"containers": [{"name": "c", "image": "registry.example/app:1"}]});
+        if let Some(node) = node {
+            spec["nodeName"] = json!(node);
+        }
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": spec}),
+        )?)
+    };
+    // Created in this order; same-second ties are broken by name.
+    for name in ["done-a", "done-b", "done-c", "done-d"] {
+        pods.create(&PostParams::default(), &pod(name, None)?)
+            .await?;
+        pods.patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await?;
+    }
+    pods.create(&PostParams::default(), &pod("running", None)?)
+        .await?;
+    pods.create(
+        &PostParams::default(),
+        &pod("stranded", Some("ghost-node"))?,
+    )
+    .await?;
+    let mut left = wait::until(
+        "the oldest terminated pods to be deleted",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = pods
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .filter(|n| n.starts_with("done-"))
+                .collect();
+            (names.len() == 2).then_some(names)
+        },
+    )
+    .await?;
+    left.sort();
+    assert_eq!(left, ["done-c", "done-d"]);
+    assert!(pods.get_opt("running").await?.is_some());
+    // A pod bound to a node that does not exist goes after the quarantine.
+    wait::until(
+        "the stranded pod to be deleted",
+        Duration::from_secs(120),
+        || async { pods.get_opt("stranded").await.ok()?.is_none().then_some(()) },
+    )
+    .await?;
+    Ok(())
+}

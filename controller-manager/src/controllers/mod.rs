@@ -2,6 +2,7 @@
 
 pub mod garbagecollector;
 pub mod namespace;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub concurrent_namespace_syncs: usize,
     /// Workers of the garbage collector.
     pub concurrent_gc_syncs: usize,
+    /// Terminated pods kept by the pod garbage collector.
+    pub terminated_pod_gc_threshold: usize,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -65,6 +68,10 @@ pub async fn run(
             }
             "garbagecollector" => tasks.spawn(async move {
                 let r = garbagecollector::run(client, metrics, settings.concurrent_gc_syncs).await;
+                (name, r)
+            }),
+            "pod-garbage-collector" => tasks.spawn(async move {
+                let r = podgc::run(client, metrics, settings.terminated_pod_gc_threshold).await;
                 (name, r)
             }),
             "namespace" => tasks.spawn(async move {
