@@ -42,6 +42,10 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
         concurrent_gc_syncs: opts.concurrent_gc_syncs,
         terminated_pod_gc_threshold: opts.terminated_pod_gc_threshold,
+        node_lifecycle: controllers::nodelifecycle::Timings {
+            period: opts.node_monitor_period,
+            grace: opts.node_monitor_grace_period,
+        },
     };
     let identity = election
         .as_ref()

@@ -34,6 +34,13 @@ pub struct Options {
     /// Workers of the garbage collector (upstream's default 20).
     #[arg(long = "concurrent-gc-syncs", default_value_t = 20)]
     pub concurrent_gc_syncs: usize,
+    /// How often node lifecycle checks nodes' heartbeats.
+    #[arg(long = "node-monitor-period", default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long a node may be silent before it is marked Unknown and
+    /// tainted unreachable.
+    #[arg(long = "node-monitor-grace-period", default_value = "50s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
     /// Terminated pods kept before the oldest are deleted (0: keep all).
     #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,

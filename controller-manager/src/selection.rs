@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 pub const IMPLEMENTED: &[&str] = &[
     "garbagecollector",
     "namespace",
+    "node-lifecycle",
     "pod-garbage-collector",
     "replicaset",
     "replicationcontroller",
@@ -28,7 +29,6 @@ const NOT_YET: &[&str] = &[
     "endpointslicemirroring",
     "horizontalpodautoscaling",
     "job",
-    "node-lifecycle",
     "nodeipam",
     "persistentvolume-binder",
     "resourcequota",
@@ -94,7 +94,8 @@ mod tests {
                 "-namespace",
                 "-serviceaccount",
                 "-garbagecollector",
-                "-pod-garbage-collector"
+                "-pod-garbage-collector",
+                "-node-lifecycle"
             ]),
             vec!["replicaset", "replicationcontroller"]
         );

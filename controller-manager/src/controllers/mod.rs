@@ -2,6 +2,7 @@
 
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -26,6 +27,8 @@ pub struct Settings {
     pub concurrent_gc_syncs: usize,
     /// Terminated pods kept by the pod garbage collector.
     pub terminated_pod_gc_threshold: usize,
+    /// Node lifecycle's period and grace.
+    pub node_lifecycle: nodelifecycle::Timings,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -68,6 +71,10 @@ pub async fn run(
             }
             "garbagecollector" => tasks.spawn(async move {
                 let r = garbagecollector::run(client, metrics, settings.concurrent_gc_syncs).await;
+                (name, r)
+            }),
+            "node-lifecycle" => tasks.spawn(async move {
+                let r = nodelifecycle::run(client, metrics, settings.node_lifecycle).await;
                 (name, r)
             }),
             "pod-garbage-collector" => tasks.spawn(async move {
