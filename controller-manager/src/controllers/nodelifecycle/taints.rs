@@ -86,7 +86,7 @@ mod tests {
         let five_minutes = toleration(
             json!({"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
         );
-        let at = eviction_time(&[five_minutes.clone()], &taints);
+        let at = eviction_time(std::slice::from_ref(&five_minutes), &taints);
         assert_eq!(
             at,
             Some(Some(
