@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
+    "disruption",
     "garbagecollector",
     "namespace",
     "node-lifecycle",
@@ -23,7 +24,6 @@ const NOT_YET: &[&str] = &[
     "cronjob",
     "daemonset",
     "deployment",
-    "disruption",
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
@@ -95,7 +95,8 @@ mod tests {
                 "-serviceaccount",
                 "-garbagecollector",
                 "-pod-garbage-collector",
-                "-node-lifecycle"
+                "-node-lifecycle",
+                "-disruption"
             ]),
             vec!["replicaset", "replicationcontroller"]
         );

@@ -107,7 +107,7 @@ pub async fn evict(
                 })
                 .collect();
             if matching.len() > 1 {
-                return Err(ApiError::internal(
+                return Err(ApiError::internal_visible(
                     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
                 ));
             }

@@ -1,5 +1,6 @@
 //! The controllers, one module each, and starting the enabled ones.
 
+pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod nodelifecycle;
@@ -68,6 +69,9 @@ pub async fn run(
             }),
             "serviceaccount" => {
                 tasks.spawn(async move { (name, serviceaccount::run(client, metrics).await) })
+            }
+            "disruption" => {
+                tasks.spawn(async move { (name, disruption::run(client, metrics).await) })
             }
             "garbagecollector" => tasks.spawn(async move {
                 let r = garbagecollector::run(client, metrics, settings.concurrent_gc_syncs).await;
