@@ -7,17 +7,19 @@ use anyhow::{Result, bail};
 
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
+    "cronjob",
+    "job",
     "namespace",
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
+    "ttl-after-finished",
 ];
 
 /// Upstream controller names not implemented yet: accepted (so upstream
 /// command lines keep working) and reported, never run.
 const NOT_YET: &[&str] = &[
     "bootstrapsigner",
-    "cronjob",
     "daemonset",
     "deployment",
     "disruption",
@@ -26,7 +28,6 @@ const NOT_YET: &[&str] = &[
     "endpointslicemirroring",
     "garbagecollector",
     "horizontalpodautoscaling",
-    "job",
     "node-lifecycle",
     "nodeipam",
     "persistentvolume-binder",
@@ -36,7 +37,6 @@ const NOT_YET: &[&str] = &[
     "statefulset",
     "tokencleaner",
     "ttl",
-    "ttl-after-finished",
 ];
 
 /// Upstream's `IsControllerEnabled`: nothing here is off by default.
@@ -89,8 +89,8 @@ mod tests {
         assert_eq!(on(&["*"]), IMPLEMENTED.to_vec());
         assert_eq!(on(&["replicaset"]), vec!["replicaset"]);
         assert_eq!(
-            on(&["*", "-namespace", "-serviceaccount"]),
-            vec!["replicaset", "replicationcontroller"]
+            on(&["*", "-namespace", "-serviceaccount", "-job", "-cronjob"]),
+            vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );
         // The first entry naming a controller decides.
         assert_eq!(on(&["namespace", "-namespace"]), vec!["namespace"]);
