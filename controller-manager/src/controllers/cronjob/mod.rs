@@ -100,7 +100,7 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         .collect();
     let job_api: Api<Job> = Api::namespaced(shared.client.clone(), ns);
     let mut st = cj.status.clone().unwrap_or_default();
-    account(&shared, &cj, &children, &mut st);
+    account(&shared, &job_api, &cj, &children, &mut st).await?;
 
     // Prune history (best effort: a failure is retried next sync).
     for old in history::surplus(&cj, &children) {
@@ -212,50 +212,67 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
 }
 
 /// Brings `status.active` in line with the children (finished ones
-/// leave, running ones the list missed join, vanished ones leave) and
-/// moves `lastSuccessfulTime` forward.
-fn account(shared: &Shared, cj: &CronJob, children: &[Arc<Job>], st: &mut CronJobStatus) {
+/// leave; a listed one missing from the cache leaves only once the
+/// apiserver says it is gone) and moves `lastSuccessfulTime` forward.
+/// As upstream, a running child the list does not name (a crash between
+/// create and status write, or `kubectl create job --from`) is not
+/// adopted into it.
+async fn account(
+    shared: &Shared,
+    api: &Api<Job>,
+    cj: &CronJob,
+    children: &[Arc<Job>],
+    st: &mut CronJobStatus,
+) -> kube::Result<()> {
     let regarding = cj.object_ref(&());
     let mut active = st.active.take().unwrap_or_default();
     for job in children {
         let listed = active.iter().position(|r| r.uid == job.metadata.uid);
         let job_name = job.metadata.name.clone().unwrap_or_default();
-        match (jobs::state(job), listed) {
-            (State::Active, None) => active.push(jobs::reference(job)),
-            (State::Active, Some(_)) => {}
-            (finished, listed) => {
-                if let Some(i) = listed {
-                    active.remove(i);
-                    shared.events.normal(
-                        regarding.clone(),
-                        "SawCompletedJob",
-                        "Sync",
-                        format!(
-                            "Saw completed job: {job_name}, condition: {}",
-                            if finished == State::Succeeded {
-                                "Complete"
-                            } else {
-                                "Failed"
-                            }
-                        ),
-                    );
-                }
-                if finished == State::Succeeded
-                    && let Some(done) = job.status.as_ref().and_then(|s| s.completion_time.clone())
-                    && st
-                        .last_successful_time
-                        .as_ref()
-                        .is_none_or(|t| t.0 < done.0)
-                {
-                    st.last_successful_time = Some(done);
-                }
-            }
+        let finished = jobs::state(job);
+        if finished == State::Active {
+            continue;
+        }
+        if let Some(i) = listed {
+            active.remove(i);
+            shared.events.normal(
+                regarding.clone(),
+                "SawCompletedJob",
+                "Sync",
+                format!(
+                    "Saw completed job: {job_name}, condition: {}",
+                    if finished == State::Succeeded {
+                        "Complete"
+                    } else {
+                        "Failed"
+                    }
+                ),
+            );
+        }
+        if finished == State::Succeeded
+            && let Some(done) = job.status.as_ref().and_then(|s| s.completion_time.clone())
+            && st
+                .last_successful_time
+                .as_ref()
+                .is_none_or(|t| t.0 < done.0)
+        {
+            st.last_successful_time = Some(done);
         }
     }
-    // A listed Job that is no longer there (deleted, or not yet seen:
-    // then the next sync lists it again).
-    active.retain(|r| children.iter().any(|j| j.metadata.uid == r.uid));
-    st.active = (!active.is_empty()).then_some(active);
+    let mut kept = Vec::new();
+    for r in active {
+        if children.iter().any(|j| j.metadata.uid == r.uid) {
+            kept.push(r);
+            continue;
+        }
+        // Not in the cache: deleted, or created too recently to be seen.
+        match api.get_opt(r.name.as_deref().unwrap_or_default()).await? {
+            Some(j) if j.metadata.uid == r.uid && jobs::state(&j) == State::Active => kept.push(r),
+            _ => {}
+        }
+    }
+    st.active = (!kept.is_empty()).then_some(kept);
+    Ok(())
 }
 
 /// Writes `st` when it differs from what `cj` shows.
