@@ -327,6 +327,44 @@ async fn a_pod_failure_policy_fails_the_job_at_once_on_a_fatal_exit_code() -> Re
 }
 
 #[tokio::test]
+async fn a_suspended_job_stops_its_pods_without_counting_failures_and_resumes() -> Result<()> {
+    let c = cluster().await?;
+    c.apply_job("paused", json!({"parallelism": 2, "completions": 2}))?;
+    c.running_pods("paused", 2).await?;
+    c.cp.kubectl(&[
+        "patch",
+        "job",
+        "paused",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ])?;
+    c.kubectl_wait("job/paused", "suspended")?;
+    wait::until("the suspended job's pods gone", CONVERGE, || async {
+        c.pods_of("paused").await.ok()?.is_empty().then_some(())
+    })
+    .await?;
+    let status = c.job("paused").await?.status.unwrap_or_default();
+    assert_eq!((status.active, status.failed), (Some(0), Some(0)));
+    let out = c.cp.kubectl(&["get", "job", "paused"])?;
+    let rows = printed_table(&out, &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    assert_eq!(rows[0][..3], ["paused", "Suspended", "0/2"]);
+
+    c.cp.kubectl(&[
+        "patch",
+        "job",
+        "paused",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ])?;
+    let pods = c.running_pods("paused", 2).await?;
+    for p in &pods {
+        c.finish(&name_of(p), 0).await?;
+    }
+    c.kubectl_wait("job/paused", "complete")?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_finished_job_is_deleted_after_ttl_seconds_after_finished() -> Result<()> {
     let c = cluster().await?;
     c.apply_job("brief", json!({"ttlSecondsAfterFinished": 2}))?;

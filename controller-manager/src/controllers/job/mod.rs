@@ -205,6 +205,9 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         status::finish(&mut st, end, now);
         record_end(&shared.events, &job, end);
     } else if suspended {
+        // Pods stopped by suspension are not failures: untracked first,
+        // they are never counted.
+        tracking::untrack(&pod_api, &active).await?;
         manage::delete(
             &pod_api,
             &shared.expectations,
@@ -287,6 +290,8 @@ async fn scale(
             )
         });
         let surplus = victims.split_off(want);
+        // Nor are pods stopped because fewer are wanted.
+        tracking::untrack(api, &surplus).await?;
         manage::delete(
             api,
             &shared.expectations,
