@@ -147,6 +147,18 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     if seen.new_failures > 0 {
         shared.backoff.failed(&key);
     }
+    if let Some(message) = &seen.fail_job {
+        // Written with the uncounted pod, so the verdict outlives the
+        // pod's finalizer even if this sync stops halfway.
+        status::set_condition(
+            &mut st,
+            "FailureTarget",
+            "True",
+            "PodFailurePolicy",
+            message,
+            now,
+        );
+    }
     let job = status::write_if_changed(&job_api, &job, st).await?;
     let mut st = job.status.clone().unwrap_or_default();
     let uncounted: BTreeSet<String> = st
@@ -184,7 +196,11 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     if st.start_time.is_none() && !suspended {
         st.start_time = Some(Time(now));
     }
-    let end = plan::outcome(&job, &st, active.len(), seen.fail_job.as_deref(), now);
+    let fail_job = seen
+        .fail_job
+        .clone()
+        .or_else(|| status::failure_target(&st, "PodFailurePolicy"));
+    let end = plan::outcome(&job, &st, active.len(), fail_job.as_deref(), now);
     let mut requeue = None;
     if let Some(end) = &end {
         // Whatever still runs is stopped (and, once failed, counted so).

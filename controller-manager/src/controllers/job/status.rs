@@ -16,6 +16,19 @@ pub fn has_condition(status: Option<&JobStatus>, type_: &str) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }
 
+/// The message of a `True` `FailureTarget` condition with `reason`: the
+/// Job was already judged failed by an earlier, interrupted sync.
+pub fn failure_target(status: &JobStatus, reason: &str) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "FailureTarget" && c.status == "True" && c.reason.as_deref() == Some(reason)
+        })
+        .map(|c| c.message.clone().unwrap_or_default())
+}
+
 /// The Job has finished, one way or the other.
 pub fn finished(job: &Job) -> bool {
     let s = job.status.as_ref();
@@ -137,6 +150,19 @@ mod tests {
             ..Default::default()
         };
         assert!(finished(&job));
+        let mut s = JobStatus::default();
+        set_condition(
+            &mut s,
+            "FailureTarget",
+            "True",
+            "PodFailurePolicy",
+            "exit 42",
+            t0,
+        );
+        assert_eq!(
+            failure_target(&s, "PodFailurePolicy").as_deref(),
+            Some("exit 42")
+        );
         assert_eq!(finished_at(&job), Some(t1));
     }
 }
