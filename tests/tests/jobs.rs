@@ -25,7 +25,7 @@ const TRACKING: &str = "batch.kubernetes.io/job-tracking";
 struct Cluster {
     cp: ControlPlane,
     client: kube::Client,
-    _cm: Process,
+    cm: Process,
 }
 
 /// A control plane and a controller-manager (no leader election).
@@ -33,11 +33,7 @@ async fn cluster() -> Result<Cluster> {
     let cp = ControlPlane::start(&[]).await?;
     let client = cp.client().await?;
     let (cm, _) = cp.start_controller_manager(&["--leader-elect=false"])?;
-    Ok(Cluster {
-        cp,
-        client,
-        _cm: cm,
-    })
+    Ok(Cluster { cp, client, cm })
 }
 
 fn name_of(p: &Pod) -> String {
@@ -361,6 +357,33 @@ async fn a_suspended_job_stops_its_pods_without_counting_failures_and_resumes() 
         c.finish(&name_of(p), 0).await?;
     }
     c.kubectl_wait("job/paused", "complete")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pods_that_finish_and_are_deleted_while_the_controller_is_down_still_count() -> Result<()> {
+    let mut c = cluster().await?;
+    c.apply_job("durable", json!({"completions": 2, "parallelism": 2}))?;
+    let pods = c.running_pods("durable", 2).await?;
+    c.cm.stop();
+    for p in &pods {
+        c.finish(&name_of(p), 0).await?;
+        c.cp.kubectl(&["delete", "pod", &name_of(p), "--wait=false"])?;
+    }
+    // The job-tracking finalizer keeps them until they are counted.
+    for p in &pods {
+        let kept = c.pods().get_opt(&name_of(p)).await?;
+        assert!(kept.is_some_and(|k| k.metadata.deletion_timestamp.is_some()));
+    }
+    let (cm, _) = c.cp.start_controller_manager(&["--leader-elect=false"])?;
+    c.cm = cm;
+    c.kubectl_wait("job/durable", "complete")?;
+    let status = c.job("durable").await?.status.unwrap_or_default();
+    assert_eq!((status.succeeded, status.failed), (Some(2), Some(0)));
+    wait::until("the counted pods released", CONVERGE, || async {
+        c.pods_of("durable").await.ok()?.is_empty().then_some(())
+    })
+    .await?;
     Ok(())
 }
 
