@@ -556,9 +556,9 @@ async fn a_cronjob_starts_missed_jobs_forbids_overlap_and_prunes_its_history() -
 }
 
 #[tokio::test]
-async fn a_cronjob_every_minute_starts_a_job_within_the_minute() -> Result<()> {
+async fn a_cronjob_every_minute_starts_a_job_within_the_minute_in_its_time_zone() -> Result<()> {
     let c = cluster().await?;
-    apply_cronjob(&c, "minutely", json!({}))?;
+    apply_cronjob(&c, "minutely", json!({"timeZone": "Asia/Kolkata"}))?;
     let job = wait::until(
         "the first scheduled job",
         Duration::from_secs(75),
@@ -566,6 +566,30 @@ async fn a_cronjob_every_minute_starts_a_job_within_the_minute() -> Result<()> {
     )
     .await?;
     assert!(job.starts_with("minutely-"), "{job}");
+    let stamp = c
+        .job(&job)
+        .await?
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("batch.kubernetes.io/cronjob-scheduled-timestamp")
+        .cloned()
+        .unwrap_or_default();
+    assert!(stamp.ends_with(":00+05:30"), "{stamp}");
     c.running_pods(&job, 1).await?;
+    let out = c.cp.kubectl(&["get", "cronjob", "minutely"])?;
+    let rows = printed_table(
+        &out,
+        &[
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+        ],
+    );
+    assert_eq!(rows[0][2], "Asia/Kolkata");
     Ok(())
 }
