@@ -430,6 +430,35 @@ fn apply_cronjob(c: &Cluster, name: &str, extra: serde_json::Value) -> Result<()
     Ok(())
 }
 
+/// Sets the CronJob's `status.lastScheduleTime` five minutes back, as if
+/// the controller had been down: the latest missed start time is due now.
+async fn rewind(c: &Cluster, cronjob: &str) -> Result<()> {
+    let cronjobs: Api<CronJob> = Api::namespaced(c.client.clone(), "default");
+    let earlier = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
+    cronjobs
+        .patch_status(
+            cronjob,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"lastScheduleTime": earlier.to_string()}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The uids `status.active` lists.
+async fn active_uids(c: &Cluster, cronjob: &str) -> Option<Vec<String>> {
+    let cronjobs: Api<CronJob> = Api::namespaced(c.client.clone(), "default");
+    let status = cronjobs.get(cronjob).await.ok()?.status?;
+    Some(
+        status
+            .active
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.uid)
+            .collect(),
+    )
+}
+
 /// The CronJob's Jobs, by name.
 async fn jobs_of(c: &Cluster, cronjob: &str) -> Result<BTreeSet<String>> {
     let lp = ListParams::default().labels(&format!("app={cronjob}"));
@@ -467,20 +496,7 @@ async fn a_cronjob_starts_missed_jobs_forbids_overlap_and_prunes_its_history() -
 
     // As if the controller had been down for five minutes: the latest
     // missed start time runs now.
-    let earlier = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5)).to_string();
-    let rewind = |t: String| {
-        let cronjobs = cronjobs.clone();
-        async move {
-            cronjobs
-                .patch_status(
-                    "nightly",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"lastScheduleTime": t}})),
-                )
-                .await
-        }
-    };
-    rewind(earlier.clone()).await?;
+    rewind(&c, "nightly").await?;
     let scheduled = wait::until("a scheduled job", CONVERGE, || async {
         let names = jobs_of(&c, "nightly").await.ok()?;
         names.into_iter().find(|n| n != "by-hand")
@@ -529,7 +545,7 @@ async fn a_cronjob_starts_missed_jobs_forbids_overlap_and_prunes_its_history() -
 
     // Forbid: with that job running, a missed start time does not start
     // another.
-    rewind(earlier).await?;
+    rewind(&c, "nightly").await?;
     wait::until("JobAlreadyActive in kubectl describe", CONVERGE, || async {
         let out = c.cp.kubectl(&["describe", "cronjob", "nightly"]).ok()?;
         out.contains("JobAlreadyActive").then_some(())
@@ -591,5 +607,35 @@ async fn a_cronjob_every_minute_starts_a_job_within_the_minute_in_its_time_zone(
         ],
     );
     assert_eq!(rows[0][2], "Asia/Kolkata");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cronjob_with_concurrency_policy_replace_replaces_the_running_job() -> Result<()> {
+    let c = cluster().await?;
+    apply_cronjob(&c, "fresh", json!({"concurrencyPolicy": "Replace"}))?;
+    rewind(&c, "fresh").await?;
+    let first = wait::until("a first job listed as active", CONVERGE, || async {
+        let uids = active_uids(&c, "fresh").await?;
+        (uids.len() == 1).then(|| uids[0].clone())
+    })
+    .await?;
+    rewind(&c, "fresh").await?;
+    let second = wait::until("a second job replacing it", CONVERGE, || async {
+        let uids = active_uids(&c, "fresh").await?;
+        (uids.len() == 1 && uids[0] != first).then(|| uids[0].clone())
+    })
+    .await?;
+    let uids: Vec<String> = c
+        .jobs()
+        .list(&ListParams::default().labels("app=fresh"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.uid)
+        .collect();
+    assert_eq!(uids, vec![second], "the replaced job is gone");
+    let described = c.cp.kubectl(&["describe", "cronjob", "fresh"])?;
+    assert!(described.contains("SuccessfulDelete"), "{described}");
     Ok(())
 }
