@@ -174,6 +174,18 @@ async fn a_job_of_three_completions_two_at_a_time_completes_as_its_pods_succeed(
             .flatten()
             .any(|f| f == TRACKING)
     );
+    // Once status shows the two, the controller leaves it alone.
+    let settled = wait::until("status.active 2", CONVERGE, || async {
+        let job = c.job("count").await.ok()?;
+        (job.status.as_ref()?.active == Some(2)).then_some(job)
+    })
+    .await?;
+    c.cp.kubectl(&["get", "job", "count"])?;
+    let again = c.job("count").await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        settled.metadata.resource_version
+    );
 
     // Two succeed; only one more is needed, so one more pod runs.
     c.finish(&name_of(&first[0]), 0).await?;
@@ -339,11 +351,18 @@ async fn a_suspended_job_stops_its_pods_without_counting_failures_and_resumes() 
         c.pods_of("paused").await.ok()?.is_empty().then_some(())
     })
     .await?;
-    let status = c.job("paused").await?.status.unwrap_or_default();
+    let job = c.job("paused").await?;
+    let status = job.status.clone().unwrap_or_default();
     assert_eq!((status.active, status.failed), (Some(0), Some(0)));
     let out = c.cp.kubectl(&["get", "job", "paused"])?;
     let rows = printed_table(&out, &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
     assert_eq!(rows[0][..3], ["paused", "Suspended", "0/2"]);
+    // Settled: the controller is not rewriting the status meanwhile.
+    let again = c.job("paused").await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        job.metadata.resource_version
+    );
 
     c.cp.kubectl(&[
         "patch",

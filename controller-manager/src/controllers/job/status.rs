@@ -48,8 +48,9 @@ pub fn finished_at(job: &Job) -> Option<jiff::Timestamp> {
         .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
 }
 
-/// Sets condition `type_` to `status`, keeping its transition time when
-/// the status does not change.
+/// Sets condition `type_` to `value`, keeping its transition time when
+/// the status does not change, and leaving it untouched when nothing
+/// about it changes.
 pub fn set_condition(
     status: &mut JobStatus,
     type_: &str,
@@ -60,6 +61,14 @@ pub fn set_condition(
 ) {
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
+        let same = c.status == value
+            && c.reason.as_deref() == Some(reason)
+            && c.message.as_deref() == Some(message);
+        if same {
+            // Unchanged: touching the probe time would make every sync
+            // write status (and wake itself).
+            return;
+        }
         if c.status != value {
             c.last_transition_time = Some(Time(now));
         }

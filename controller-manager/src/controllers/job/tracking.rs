@@ -109,6 +109,12 @@ pub fn settle(job: &Job, still_tracked: &HashSet<String>, status: &mut JobStatus
     };
     let succeeded = take(&mut uncounted.succeeded);
     let failed = take(&mut uncounted.failed);
+    // Empty lists are left out, as upstream shows them (`{}`).
+    for list in [&mut uncounted.succeeded, &mut uncounted.failed] {
+        if list.as_ref().is_some_and(Vec::is_empty) {
+            *list = None;
+        }
+    }
     status.failed = Some(status.failed.unwrap_or(0) + failed);
     let indexed = job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
     status.succeeded = Some(if indexed {
@@ -190,6 +196,10 @@ mod tests {
         let untracked = vec![pod("a", "Succeeded", false, None), owned[2].clone()];
         settle(&job, &tracked_uids(&untracked), &mut status);
         assert_eq!((status.succeeded, status.failed), (Some(1), Some(1)));
+        assert_eq!(
+            status.uncounted_terminated_pods,
+            Some(UncountedTerminatedPods::default())
+        );
         assert_eq!(observe(&job, &untracked, &mut status).new_failures, 0);
         settle(&job, &tracked_uids(&untracked), &mut status);
         assert_eq!((status.succeeded, status.failed), (Some(1), Some(1)));
