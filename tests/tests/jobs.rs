@@ -200,6 +200,13 @@ async fn a_job_of_three_completions_two_at_a_time_completes_as_its_pods_succeed(
     let status = c.job("count").await?.status.unwrap_or_default();
     assert_eq!((status.succeeded, status.failed), (Some(3), Some(0)));
     assert!(status.completion_time.is_some() && status.start_time.is_some());
+    let described = wait::until("the Completed event", CONVERGE, || async {
+        let out = c.cp.kubectl(&["describe", "job", "count"]).ok()?;
+        out.contains("Completed").then_some(out)
+    })
+    .await?;
+    assert!(described.contains("SuccessfulCreate"), "{described}");
+    assert!(described.contains("job-controller"), "{described}");
     // Counted pods no longer carry the finalizer, and no extra pod ran.
     let pods = c.pods_of("count").await?;
     assert_eq!(pods.len(), 3);
@@ -403,6 +410,41 @@ async fn pods_that_finish_and_are_deleted_while_the_controller_is_down_still_cou
         c.pods_of("durable").await.ok()?.is_empty().then_some(())
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failure_the_pod_failure_policy_ignores_is_replaced_without_counting() -> Result<()> {
+    let c = cluster().await?;
+    c.apply_job(
+        "tolerant",
+        json!({"backoffLimit": 0, "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]}}),
+    )?;
+    let first = c.running_pods("tolerant", 1).await?;
+    let name = name_of(&first[0]);
+    // Evicted, as the kubelet would report it: Failed with DisruptionTarget.
+    c.pods()
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "phase": "Failed",
+                "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}],
+            }})),
+        )
+        .await?;
+    let replacement = c.running_pods("tolerant", 1).await?;
+    assert_ne!(name_of(&replacement[0]), name);
+    let status = c.job("tolerant").await?.status.unwrap_or_default();
+    assert_eq!(
+        status.failed.unwrap_or(0),
+        0,
+        "backoffLimit 0 and still running"
+    );
+    c.finish(&name_of(&replacement[0]), 0).await?;
+    c.kubectl_wait("job/tolerant", "complete")?;
     Ok(())
 }
 
