@@ -4,6 +4,7 @@
 //! ones compressed into ranges ("0-2,4").
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -84,9 +85,58 @@ pub fn next_free(
         .collect()
 }
 
+/// Active pods that should not run (upstream removes them too): no valid
+/// index, an index already completed, or a second pod of an index (the
+/// oldest pod of an index is kept).
+pub fn redundant(
+    active: &[Arc<Pod>],
+    completions: i32,
+    completed: &BTreeSet<i32>,
+) -> Vec<Arc<Pod>> {
+    let mut by_age = active.to_vec();
+    by_age.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let mut seen = BTreeSet::new();
+    by_age
+        .into_iter()
+        .filter(|p| match of(p) {
+            Some(i) if i < completions && !completed.contains(&i) => !seen.insert(i),
+            _ => true,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, index: Option<i32>, created: &str) -> Arc<Pod> {
+        let annotations = index.map(|i| json!({COMPLETION_INDEX: i.to_string()}));
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {
+                "name": name, "annotations": annotations, "creationTimestamp": created,
+            }}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn duplicate_completed_and_out_of_range_indexes_are_redundant() {
+        let active = vec![
+            pod("dup-new", Some(1), "2024-01-01T00:00:05Z"),
+            pod("one", Some(1), "2024-01-01T00:00:00Z"),
+            pod("done", Some(0), "2024-01-01T00:00:00Z"),
+            pod("far", Some(9), "2024-01-01T00:00:00Z"),
+            pod("none", None, "2024-01-01T00:00:00Z"),
+            pod("two", Some(2), "2024-01-01T00:00:00Z"),
+        ];
+        let names: BTreeSet<String> = redundant(&active, 3, &parse("0"))
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        let want: BTreeSet<String> = ["dup-new", "done", "far", "none"].map(String::from).into();
+        assert_eq!(names, want);
+    }
 
     #[test]
     fn completed_indexes_read_and_print_like_upstream() {

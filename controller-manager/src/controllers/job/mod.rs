@@ -282,6 +282,17 @@ async fn scale(
     active: &[Arc<Pod>],
     want: usize,
 ) -> Result<()> {
+    if plan::indexed(job) {
+        let completions = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+        let done = indexes::parse(st.completed_indexes.as_deref().unwrap_or(""));
+        let extra = indexes::redundant(active, completions, &done);
+        if !extra.is_empty() {
+            // Not failures either; the next sync sees what is left.
+            tracking::untrack(api, &extra).await?;
+            return manage::delete(api, &shared.expectations, &shared.events, key, job, &extra)
+                .await;
+        }
+    }
     if active.len() < want {
         let n = want - active.len();
         let slots: Vec<Option<i32>> = if plan::indexed(job) {
