@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
@@ -141,52 +141,10 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     let spec = job.spec.clone().unwrap_or_default();
     let suspended = spec.suspend == Some(true);
 
-    // Count newly finished pods: uncounted first, then untrack, then count.
-    let mut st = job.status.clone().unwrap_or_default();
-    let seen = tracking::observe(&job, &owned, &mut st);
+    let (job, mut st, seen) = count_finished(&job_api, &pod_api, &job, &owned, now).await?;
     if seen.new_failures > 0 {
         shared.backoff.failed(&key);
     }
-    if let Some(message) = &seen.fail_job {
-        // Written with the uncounted pod, so the verdict outlives the
-        // pod's finalizer even if this sync stops halfway.
-        status::set_condition(
-            &mut st,
-            "FailureTarget",
-            "True",
-            "PodFailurePolicy",
-            message,
-            now,
-        );
-    }
-    let job = status::write_if_changed(&job_api, &job, st).await?;
-    let mut st = job.status.clone().unwrap_or_default();
-    let uncounted: BTreeSet<String> = st
-        .uncounted_terminated_pods
-        .iter()
-        .flat_map(|u| {
-            u.succeeded
-                .iter()
-                .flatten()
-                .chain(u.failed.iter().flatten())
-        })
-        .cloned()
-        .collect();
-    let done: Vec<Arc<Pod>> = owned
-        .iter()
-        .filter(|p| pods::tracked(p) && pods::finished(p))
-        .filter(|p| {
-            let uid = pods::uid(p);
-            uncounted.contains(&uid) || seen.ignored.contains(&uid)
-        })
-        .cloned()
-        .collect();
-    tracking::untrack(&pod_api, &done).await?;
-    let mut still_tracked = tracking::tracked_uids(&owned);
-    for p in &done {
-        still_tracked.remove(&pods::uid(p));
-    }
-    tracking::settle(&job, &still_tracked, &mut st);
 
     let active: Vec<Arc<Pod>> = owned
         .iter()
@@ -272,13 +230,69 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     Ok(requeue)
 }
 
+/// Counts newly finished pods, crash-safely: their uids go to
+/// `uncountedTerminatedPods` (written), their finalizers are removed,
+/// then they move into the counts (in the returned status, written by
+/// the caller). Returns the Job as stored after the first write.
+async fn count_finished(
+    job_api: &Api<Job>,
+    pod_api: &Api<Pod>,
+    job: &Job,
+    owned: &[Arc<Pod>],
+    now: jiff::Timestamp,
+) -> Result<(Job, JobStatus, tracking::Observed)> {
+    let mut st = job.status.clone().unwrap_or_default();
+    let seen = tracking::observe(job, owned, &mut st);
+    if let Some(message) = &seen.fail_job {
+        // Written with the uncounted pod, so the verdict outlives the
+        // pod's finalizer even if this sync stops halfway.
+        status::set_condition(
+            &mut st,
+            "FailureTarget",
+            "True",
+            "PodFailurePolicy",
+            message,
+            now,
+        );
+    }
+    let job = status::write_if_changed(job_api, job, st).await?;
+    let mut st = job.status.clone().unwrap_or_default();
+    let uncounted: BTreeSet<String> = st
+        .uncounted_terminated_pods
+        .iter()
+        .flat_map(|u| {
+            u.succeeded
+                .iter()
+                .flatten()
+                .chain(u.failed.iter().flatten())
+        })
+        .cloned()
+        .collect();
+    let done: Vec<Arc<Pod>> = owned
+        .iter()
+        .filter(|p| pods::tracked(p) && pods::finished(p))
+        .filter(|p| {
+            let uid = pods::uid(p);
+            uncounted.contains(&uid) || seen.ignored.contains(&uid)
+        })
+        .cloned()
+        .collect();
+    tracking::untrack(pod_api, &done).await?;
+    let mut still_tracked = tracking::tracked_uids(owned);
+    for p in &done {
+        still_tracked.remove(&pods::uid(p));
+    }
+    tracking::settle(&job, &still_tracked, &mut st);
+    Ok((job, st, seen))
+}
+
 /// Creates or deletes pods so `active` moves to `want`.
 async fn scale(
     shared: &Shared,
     api: &Api<Pod>,
     key: &str,
     job: &Job,
-    st: &k8s_openapi::api::batch::v1::JobStatus,
+    st: &JobStatus,
     active: &[Arc<Pod>],
     want: usize,
 ) -> Result<()> {
