@@ -237,6 +237,9 @@ async fn a_job_fails_once_its_backoff_limit_is_exceeded() -> Result<()> {
     );
     assert_eq!(c.job("flaky").await?.status.and_then(|s| s.failed), Some(2));
     assert_eq!(c.pods_of("flaky").await?.len(), 2, "no third attempt");
+    let out = c.cp.kubectl(&["get", "job", "flaky"])?;
+    let rows = printed_table(&out, &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    assert_eq!(rows[0][..3], ["flaky", "Failed", "0/1"]);
     Ok(())
 }
 
