@@ -46,6 +46,9 @@ pub async fn run(opts: Options) -> Result<()> {
             period: opts.node_monitor_period,
             grace: opts.node_monitor_grace_period,
         },
+        concurrent_job_syncs: opts.concurrent_job_syncs,
+        concurrent_cron_job_syncs: opts.concurrent_cron_job_syncs,
+        concurrent_ttl_after_finished_syncs: opts.concurrent_ttl_after_finished_syncs,
     };
     let identity = election
         .as_ref()
@@ -114,6 +117,10 @@ mod tests {
         let opts = Options::parse_from(["capstan-controller-manager"]);
         assert_eq!(opts.secure_port, 10257);
         assert_eq!(opts.concurrent_replicaset_syncs, 5);
+        assert_eq!(
+            (opts.concurrent_job_syncs, opts.concurrent_cron_job_syncs),
+            (5, 5)
+        );
         assert_eq!(opts.controllers, vec!["*".to_string()]);
         let opts =
             Options::parse_from(["capstan-controller-manager", "--controllers=*,-namespace"]);

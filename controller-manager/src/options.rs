@@ -44,6 +44,15 @@ pub struct Options {
     /// Terminated pods kept before the oldest are deleted (0: keep all).
     #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
+    /// Jobs synced at once.
+    #[arg(long = "concurrent-job-syncs", default_value_t = 5)]
+    pub concurrent_job_syncs: usize,
+    /// CronJobs synced at once.
+    #[arg(long = "concurrent-cron-job-syncs", default_value_t = 5)]
+    pub concurrent_cron_job_syncs: usize,
+    /// Finished Jobs checked for expiry at once.
+    #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
+    pub concurrent_ttl_after_finished_syncs: usize,
     /// Run only while holding the leader lease (on by default, as
     /// upstream).
     #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

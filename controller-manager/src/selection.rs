@@ -7,28 +7,29 @@ use anyhow::{Result, bail};
 
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
+    "cronjob",
     "disruption",
     "garbagecollector",
+    "job",
     "namespace",
     "node-lifecycle",
     "pod-garbage-collector",
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
+    "ttl-after-finished",
 ];
 
 /// Upstream controller names not implemented yet: accepted (so upstream
 /// command lines keep working) and reported, never run.
 const NOT_YET: &[&str] = &[
     "bootstrapsigner",
-    "cronjob",
     "daemonset",
     "deployment",
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
     "horizontalpodautoscaling",
-    "job",
     "nodeipam",
     "persistentvolume-binder",
     "resourcequota",
@@ -36,7 +37,6 @@ const NOT_YET: &[&str] = &[
     "statefulset",
     "tokencleaner",
     "ttl",
-    "ttl-after-finished",
 ];
 
 /// Upstream's `IsControllerEnabled`: nothing here is off by default.
@@ -96,9 +96,11 @@ mod tests {
                 "-garbagecollector",
                 "-pod-garbage-collector",
                 "-node-lifecycle",
-                "-disruption"
+                "-disruption",
+                "-job",
+                "-cronjob"
             ]),
-            vec!["replicaset", "replicationcontroller"]
+            vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );
         // The first entry naming a controller decides.
         assert_eq!(on(&["namespace", "-namespace"]), vec!["namespace"]);

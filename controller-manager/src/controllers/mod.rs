@@ -1,12 +1,15 @@
 //! The controllers, one module each, and starting the enabled ones.
 
+pub mod cronjob;
 pub mod disruption;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod ttl_after_finished;
 
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -30,6 +33,12 @@ pub struct Settings {
     pub terminated_pod_gc_threshold: usize,
     /// Node lifecycle's period and grace.
     pub node_lifecycle: nodelifecycle::Timings,
+    /// Workers of the Job controller.
+    pub concurrent_job_syncs: usize,
+    /// Workers of the CronJob controller.
+    pub concurrent_cron_job_syncs: usize,
+    /// Workers of the TTL-after-finished controller.
+    pub concurrent_ttl_after_finished_syncs: usize,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -87,6 +96,29 @@ pub async fn run(
             }),
             "namespace" => tasks.spawn(async move {
                 let r = namespace::run(client, metrics, settings.concurrent_namespace_syncs).await;
+                (name, r)
+            }),
+            "job" => tasks.spawn(async move {
+                let r = job::run(client, metrics, settings.concurrent_job_syncs, &identity).await;
+                (name, r)
+            }),
+            "cronjob" => tasks.spawn(async move {
+                let r = cronjob::run(
+                    client,
+                    metrics,
+                    settings.concurrent_cron_job_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "ttl-after-finished" => tasks.spawn(async move {
+                let r = ttl_after_finished::run(
+                    client,
+                    metrics,
+                    settings.concurrent_ttl_after_finished_syncs,
+                )
+                .await;
                 (name, r)
             }),
             other => return Err(anyhow!("controller {other:?} is not implemented")),

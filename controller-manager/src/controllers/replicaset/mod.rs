@@ -5,11 +5,11 @@
 //! counts in `status`.
 
 mod claim;
-mod expectations;
+pub(crate) mod expectations;
 mod kind;
 mod manage;
 mod pod_events;
-pub mod pods;
+pub(crate) mod pods;
 mod ranking;
 mod status;
 
