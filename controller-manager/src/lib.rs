@@ -40,6 +40,7 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_replicaset_syncs: opts.concurrent_replicaset_syncs,
         concurrent_rc_syncs: opts.concurrent_rc_syncs,
         concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
+        concurrent_deployment_syncs: opts.concurrent_deployment_syncs,
     };
     let identity = election
         .as_ref()

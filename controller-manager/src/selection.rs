@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
+    "deployment",
     "namespace",
     "replicaset",
     "replicationcontroller",
@@ -19,7 +20,6 @@ const NOT_YET: &[&str] = &[
     "bootstrapsigner",
     "cronjob",
     "daemonset",
-    "deployment",
     "disruption",
     "endpoint",
     "endpointslice",
@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(on(&["replicaset"]), vec!["replicaset"]);
         assert_eq!(
             on(&["*", "-namespace", "-serviceaccount"]),
-            vec!["replicaset", "replicationcontroller"]
+            vec!["deployment", "replicaset", "replicationcontroller"]
         );
         // The first entry naming a controller decides.
         assert_eq!(on(&["namespace", "-namespace"]), vec!["namespace"]);

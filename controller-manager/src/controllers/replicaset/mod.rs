@@ -9,7 +9,7 @@ mod expectations;
 mod kind;
 mod manage;
 mod pod_events;
-mod pods;
+pub(crate) mod pods;
 mod ranking;
 mod status;
 
