@@ -137,9 +137,7 @@ pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result
         progress(ctx, cached, &mut next);
     }
     let status = next.status.clone().unwrap_or_default();
-    if serde_json::to_value(&status)?
-        != serde_json::to_value(cached.status.clone().unwrap_or_default())?
-    {
+    if comparable(&status) != comparable(&cached.status.clone().unwrap_or_default()) {
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ctx.ns());
         let mut body = serde_json::to_value(&status)?;
         if status.conditions.is_none() {
@@ -162,6 +160,16 @@ pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result
         return Ok(None);
     }
     Ok(until_deadline(&next).map(|left| left.max(Duration::from_millis(500))))
+}
+
+/// The status as JSON with zero and absent counts alike, so a status the
+/// apiserver stored without its zeros does not look changed.
+fn comparable(s: &DeploymentStatus) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| !x.is_null() && x.as_i64() != Some(0));
+    }
+    v
 }
 
 /// Sets `Progressing` on `next` from how the new status compares with the
