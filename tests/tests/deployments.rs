@@ -345,10 +345,12 @@ async fn set_image_rolls_within_surge_and_unavailable_and_undo_reuses_the_old_re
         let wanted: i32 = rss.iter().map(spec_replicas).sum();
         let pods = c.active_pods().await.ok()?;
         let ready = pods.iter().filter(|p| is_ready(p)).count();
-        if wanted > 5 || ready < 3 {
-            return Some(Err(anyhow::anyhow!("bounds broken: {wanted} wanted, {ready} ready")));
-        }
         let sizes: Vec<(String, i32)> = rss.iter().map(|r| (name_of(r), spec_replicas(r))).collect();
+        if wanted > 5 || ready < 3 {
+            return Some(Err(anyhow::anyhow!(
+                "bounds broken: {wanted} wanted, {ready} ready: {sizes:?}"
+            )));
+        }
         let old = sizes.iter().find(|(n, _)| *n == first).map(|s| s.1);
         let new = sizes.iter().find(|(n, _)| *n == second).map(|s| s.1);
         // Mark one not-ready new pod Ready per step.
@@ -372,7 +374,7 @@ async fn set_image_rolls_within_surge_and_unavailable_and_undo_reuses_the_old_re
     })
     .await
     .with_context(|| c.cm.log_tail())?;
-    outcome?;
+    outcome.with_context(|| c.cm.log_tail())?;
     c.roll_to_completion(&second, 4).await?;
     let out =
         c.cp.kubectl(&["rollout", "status", "deployment/web", "--timeout=20s"])?;

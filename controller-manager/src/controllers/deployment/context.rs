@@ -10,8 +10,11 @@ use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::annotations::{DESIRED_REPLICAS, MAX_REPLICAS};
 use super::spec;
+use super::written::Written;
 use crate::recorder::EventSink;
 
 /// The state one reconcile of a Deployment works on.
@@ -26,6 +29,10 @@ pub struct Ctx {
     pub rss: Vec<ReplicaSet>,
     /// Index in `rss` of the ReplicaSet whose template is the Deployment's.
     pub new: Option<usize>,
+    /// Where this sync's ReplicaSet writes are remembered.
+    pub written: Arc<Written>,
+    /// The Deployment's queue key.
+    pub key: String,
 }
 
 impl Ctx {
@@ -85,17 +92,20 @@ impl Ctx {
             return Ok(false);
         }
         let name = rs.metadata.name.clone().unwrap_or_default();
-        let patch = json!({
-            "metadata": {
-                "resourceVersion": rs.metadata.resource_version,
-                "annotations": {DESIRED_REPLICAS: desired.to_string(), MAX_REPLICAS: max.to_string()},
-            },
-            "spec": {"replicas": to},
-        });
+        tracing::debug!(
+            deployment = self.name(),
+            replicaset = name,
+            from,
+            to,
+            seen = ?self.rss.iter().map(|r| (r.metadata.name.clone(), spec::rs_replicas(r), spec::rs_available(r))).collect::<Vec<_>>(),
+            "scaling replica set"
+        );
+        let patch = scale_patch(rs, from, to, desired, max)?;
         let updated = self
             .rs_api()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch(&name, &PatchParams::default(), &patch)
             .await?;
+        self.written.record(&self.key, &updated);
         self.rss[i] = updated;
         if from != to {
             let note = if from == 0 {
@@ -114,6 +124,45 @@ impl Ctx {
     pub fn reference(&self) -> ObjectReference {
         self.d.object_ref(&())
     }
+}
+
+/// A JSON patch setting the size and the replicas annotations, valid only
+/// while the size is still `from`: a stale cache fails the write instead
+/// of scaling twice, while status updates by the ReplicaSet controller in
+/// between do not get in the way (as a resourceVersion pin would).
+fn scale_patch(
+    rs: &ReplicaSet,
+    from: i32,
+    to: i32,
+    desired: i32,
+    max: i32,
+) -> Result<Patch<serde_json::Value>> {
+    let mut ops = vec![
+        json!({"op": "test", "path": "/spec/replicas", "value": from}),
+        json!({"op": "add", "path": "/spec/replicas", "value": to}),
+    ];
+    let values = [
+        (DESIRED_REPLICAS, desired.to_string()),
+        (MAX_REPLICAS, max.to_string()),
+    ];
+    if rs.metadata.annotations.is_some() {
+        for (k, v) in values {
+            let path = format!(
+                "/metadata/annotations/{}",
+                k.replace('~', "~0").replace('/', "~1")
+            );
+            ops.push(json!({"op": "add", "path": path, "value": v}));
+        }
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": map}));
+    }
+    Ok(Patch::Json(serde_json::from_value(
+        serde_json::Value::Array(ops),
+    )?))
 }
 
 /// Creation time then name: upstream's tie-break for "older".

@@ -18,6 +18,7 @@ mod rolling;
 mod scaling;
 mod spec;
 mod status;
+mod written;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use crate::queue::WorkQueue;
 use crate::recorder::EventSink;
 use crate::runner::{self, Outcome, Runner};
 use context::Ctx;
+use written::Written;
 
 /// The controller's name, as `--controllers` spells it.
 pub const CONTROLLER: &str = "deployment";
@@ -47,6 +49,7 @@ struct Shared {
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
     events: EventSink,
+    written: Arc<Written>,
 }
 
 /// The Deployment's selector; `None` when missing or empty (selects
@@ -137,6 +140,7 @@ pub async fn run(
         deployments,
         replicasets,
         pods,
+        written: Arc::new(Written::default()),
     });
     runner
         .run(workers, move |key| reconcile(shared.clone(), key))
@@ -156,6 +160,10 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         tracing::warn!(key, "a Deployment with an empty selector selects nothing");
         return Ok(None);
     };
+    if !shared.written.observed(&key, ns, &shared.replicasets) {
+        // The watch delivering our own writes enqueues the key again.
+        return Ok(Some(std::time::Duration::from_secs(1)));
+    }
     let candidates: Vec<Arc<ReplicaSet>> = shared
         .replicasets
         .state()
@@ -169,6 +177,8 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         d: (*cached).clone(),
         rss,
         new: None,
+        written: shared.written.clone(),
+        key: key.clone(),
     };
     if cached.metadata.deletion_timestamp.is_some() {
         revision::sync(&mut ctx, false).await?;

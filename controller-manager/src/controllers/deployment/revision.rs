@@ -58,10 +58,12 @@ pub async fn sync(ctx: &mut Ctx, create: bool) -> Result<()> {
                     "metadata": {"annotations": ann, "resourceVersion": rs.metadata.resource_version},
                     "spec": {"minReadySeconds": min_ready},
                 });
-                ctx.rss[i] = ctx
+                let updated = ctx
                     .rs_api()
                     .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                     .await?;
+                ctx.written.record(&ctx.key, &updated);
+                ctx.rss[i] = updated;
             }
             if spec::progress_deadline(&ctx.d).is_some()
                 && conditions::get(&ctx.d, PROGRESSING).is_none()
@@ -80,6 +82,7 @@ pub async fn sync(ctx: &mut Ctx, create: bool) -> Result<()> {
         }
         None if create => {
             let rs = create_new(ctx, new_revision).await?;
+            ctx.written.record(&ctx.key, &rs);
             ctx.rss.push(rs);
             ctx.new = Some(ctx.rss.len() - 1);
         }

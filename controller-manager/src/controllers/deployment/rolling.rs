@@ -77,7 +77,9 @@ async fn cleanup_unhealthy(ctx: &mut Ctx, old: &[usize], max: i32) -> Result<i32
             spec::rs_replicas(&ctx.rss[i]),
             spec::rs_available(&ctx.rss[i]),
         );
-        if want == 0 || want == available {
+        // A status still counting pods above the new size (not yet
+        // deleted) leaves nothing unhealthy to remove: never scale up here.
+        if want == 0 || available >= want {
             continue;
         }
         let down = (max - total).min(want - available);
