@@ -15,11 +15,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 /// ReplicaSet was deleted, say).
 const TTL: Duration = Duration::from_secs(10);
 
+/// ReplicaSet name → the resourceVersion a write produced, and when.
+type Writes = HashMap<String, (u64, Instant)>;
+
 /// Per Deployment key, the ReplicaSets written and the resourceVersion
 /// each write produced.
 #[derive(Default)]
 pub struct Written {
-    inner: Mutex<HashMap<String, HashMap<String, (u64, Instant)>>>,
+    inner: Mutex<HashMap<String, Writes>>,
 }
 
 fn version(rs: &ReplicaSet) -> u64 {
