@@ -603,3 +603,88 @@ async fn kubectl_scale_mid_rollout_scales_old_and_new_proportionally() -> Result
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_controller_manager_restarted_mid_rollout_finishes_it() -> Result<()> {
+    let mut c = cluster().await?;
+    let strategy = json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}});
+    c.create(&manifest(3, strategy))?;
+    let first = name_of(&c.rs_with_image("registry.example/app:1").await?);
+    c.roll_to_completion(&first, 3).await?;
+    c.cp.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "app=registry.example/app:2",
+    ])?;
+    let second = name_of(&c.rs_with_image("registry.example/app:2").await?);
+    // One new pod ready, then the controller-manager goes away mid-rollout.
+    wait::until("one new pod ready", CONVERGE, || async {
+        (c.make_ready(&second).await.ok()? > 0).then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    c.cm.stop();
+    let (cm, _) = c.cp.start_controller_manager(&[
+        "--leader-elect=false",
+        "--controllers=deployment,replicaset",
+    ])?;
+    c.cm = cm;
+    c.roll_to_completion(&second, 3).await?;
+    let rss = c.replicasets().await?;
+    let sizes: Vec<(String, i32)> = rss.iter().map(|r| (name_of(r), spec_replicas(r))).collect();
+    let mut want = vec![(first, 0), (second, 3)];
+    want.sort();
+    assert_eq!(sizes, want, "no third ReplicaSet, the old one scaled to 0");
+    let out =
+        c.cp.kubectl(&["rollout", "status", "deployment/web", "--timeout=20s"])?;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn old_replica_sets_beyond_the_revision_history_limit_are_deleted() -> Result<()> {
+    let c = cluster().await?;
+    c.create(&manifest(1, json!({"revisionHistoryLimit": 1})))?;
+    let mut names = vec![name_of(&c.rs_with_image("registry.example/app:1").await?)];
+    c.roll_to_completion(&names[0], 1).await?;
+    for tag in ["2", "3"] {
+        let image = format!("registry.example/app:{tag}");
+        c.cp.kubectl(&["set", "image", "deployment/web", &format!("app={image}")])?;
+        let rs = name_of(&c.rs_with_image(&image).await?);
+        c.roll_to_completion(&rs, 1).await?;
+        names.push(rs);
+    }
+    // Revision 1 goes; revision 2 stays as the one kept for undo.
+    let left = wait::until("the oldest ReplicaSet to be deleted", CONVERGE, || async {
+        let rss = c.replicasets().await.ok()?;
+        let left: Vec<String> = rss.iter().map(name_of).collect();
+        (left.len() == 2).then_some(left)
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let mut want = vec![names[1].clone(), names[2].clone()];
+    want.sort();
+    assert_eq!(left, want);
+    let history = c.cp.kubectl(&["rollout", "history", "deployment/web"])?;
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    // Undo to an explicit revision still works from what is kept.
+    c.cp.kubectl(&["rollout", "undo", "deployment/web", "--to-revision=2"])?;
+    let back = wait::until(
+        "revision 2's ReplicaSet to become revision 4",
+        CONVERGE,
+        || async {
+            let rs = c.rs_api().get(&names[1]).await.ok()?;
+            (revision_of(&rs).as_deref() == Some("4")).then_some(rs)
+        },
+    )
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    assert_eq!(image_of(&back), "registry.example/app:2");
+    Ok(())
+}
