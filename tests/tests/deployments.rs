@@ -385,6 +385,15 @@ async fn set_image_rolls_within_surge_and_unavailable_and_undo_reuses_the_old_re
         0,
         "the old ReplicaSet is kept, scaled to 0"
     );
+    // Every step shows as its own Event, as upstream's do.
+    let described = wait::until("the rollout's scaling events", CONVERGE, || async {
+        let out = c.cp.kubectl(&["describe", "deploy", "web"]).ok()?;
+        let down = format!("Scaled down replica set {first} from ");
+        let up = format!("Scaled up replica set {second} from ");
+        (out.contains(&down) && out.contains(&up) && out.contains(" to 0")).then_some(out)
+    })
+    .await?;
+    assert!(described.contains("ScalingReplicaSet"), "{described}");
 
     let history = c.cp.kubectl(&["rollout", "history", "deployment/web"])?;
     let revisions: Vec<&str> = history

@@ -21,8 +21,8 @@ use crate::recorder::EventSink;
 pub struct Ctx {
     /// For writes.
     pub client: kube::Client,
-    /// For `ScalingReplicaSet` Events.
-    pub events: EventSink,
+    /// This replica's identity, reported with Events.
+    pub identity: String,
     /// The Deployment as cached, with the conditions this sync set.
     pub d: Deployment,
     /// The ReplicaSets it controls, as last written or cached.
@@ -114,10 +114,21 @@ impl Ctx {
                 let op = if from < to { "up" } else { "down" };
                 format!("Scaled {op} replica set {name} from {from} to {to}")
             };
-            self.events
-                .normal(self.reference(), "ScalingReplicaSet", "Scale", note);
+            self.scaling_event(note);
         }
         Ok(from != to)
+    }
+
+    /// A `ScalingReplicaSet` Event. Each is its own Event, as upstream's
+    /// messages are (a shared recorder would fold every scaling step of
+    /// the Deployment into one series showing only the first message).
+    pub fn scaling_event(&self, note: String) {
+        EventSink::new(self.client.clone(), "deployment-controller", &self.identity).normal(
+            self.reference(),
+            "ScalingReplicaSet",
+            "Scale",
+            note,
+        );
     }
 
     /// The Deployment, as Events refer to it.

@@ -34,7 +34,6 @@ use crate::controllers::replicaset::pods::controller_of;
 use crate::informer;
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
-use crate::recorder::EventSink;
 use crate::runner::{self, Outcome, Runner};
 use context::Ctx;
 use written::Written;
@@ -48,7 +47,7 @@ struct Shared {
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
-    events: EventSink,
+    identity: String,
     written: Arc<Written>,
 }
 
@@ -135,7 +134,7 @@ pub async fn run(
     replicasets.wait_until_ready().await?;
     pods.wait_until_ready().await?;
     let shared = Arc::new(Shared {
-        events: EventSink::new(client.clone(), "deployment-controller", identity),
+        identity: identity.to_string(),
         client,
         deployments,
         replicasets,
@@ -173,7 +172,7 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     let rss = claim::claim(&shared.client, &cached, &selector, candidates).await?;
     let mut ctx = Ctx {
         client: shared.client.clone(),
-        events: shared.events.clone(),
+        identity: shared.identity.clone(),
         d: (*cached).clone(),
         rss,
         new: None,

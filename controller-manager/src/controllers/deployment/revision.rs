@@ -161,12 +161,7 @@ async fn create_new(ctx: &mut Ctx, revision: i64) -> Result<ReplicaSet> {
         );
     }
     if replicas > 0 {
-        ctx.events.normal(
-            ctx.reference(),
-            "ScalingReplicaSet",
-            "Scale",
-            format!("Scaled up replica set {name} to {replicas}"),
-        );
+        ctx.scaling_event(format!("Scaled up replica set {name} to {replicas}"));
     }
     Ok(created)
 }
