@@ -697,3 +697,64 @@ async fn old_replica_sets_beyond_the_revision_history_limit_are_deleted() -> Res
     assert_eq!(image_of(&back), "registry.example/app:2");
     Ok(())
 }
+
+#[tokio::test]
+async fn rollout_undo_recovers_a_rollout_stuck_on_a_bad_image() -> Result<()> {
+    let c = cluster().await?;
+    let spec = json!({
+        "progressDeadlineSeconds": 2,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    });
+    c.create(&manifest(3, spec))?;
+    let good = name_of(&c.rs_with_image("registry.example/app:1").await?);
+    c.roll_to_completion(&good, 3).await?;
+    c.cp.kubectl_ok(
+        KUBECTL_1_28,
+        &[
+            "set",
+            "image",
+            "deployment/web",
+            "app=registry.example/app:missing",
+        ],
+    )?;
+    let bad = name_of(&c.rs_with_image("registry.example/app:missing").await?);
+    // Its pods never become ready: the rollout stalls and times out,
+    // with every old pod still serving.
+    wait::until("ProgressDeadlineExceeded", CONVERGE, || async {
+        let cond = c.condition("Progressing").await.ok()??;
+        (cond.1 == "ProgressDeadlineExceeded").then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    assert_eq!(spec_replicas(&c.rs_api().get(&good).await?), 3);
+    assert_eq!(spec_replicas(&c.rs_api().get(&bad).await?), 1);
+    let err =
+        c.cp.kubectl_err(&["rollout", "status", "deployment/web", "--timeout=10s"])?;
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+
+    let out =
+        c.cp.kubectl_ok(KUBECTL_1_28, &["rollout", "undo", "deployment/web"])?;
+    assert!(out.contains("rolled back"), "{out}");
+    wait::until("the bad ReplicaSet scaled to 0", CONVERGE, || async {
+        let rs = c.rs_api().get(&bad).await.ok()?;
+        (spec_replicas(&rs) == 0).then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    c.roll_to_completion(&good, 3).await?;
+    let out = c.cp.kubectl_ok(
+        KUBECTL_1_28,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    )?;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_eq!(
+        c.condition("Progressing").await?.map(|c| c.1),
+        Some("NewReplicaSetAvailable".into())
+    );
+    assert_eq!(
+        c.replicasets().await?.len(),
+        2,
+        "undo made no new ReplicaSet"
+    );
+    Ok(())
+}
