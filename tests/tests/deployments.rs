@@ -758,3 +758,73 @@ async fn rollout_undo_recovers_a_rollout_stuck_on_a_bad_image() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_orphan_replica_set_is_adopted_and_a_relabelled_one_released() -> Result<()> {
+    let c = cluster().await?;
+    let legacy = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "legacy", "labels": {"app": "web"}},
+        "spec": manifest(2, json!({}))["spec"].clone(),
+    });
+    let path = c.cp.write("legacy.json", &legacy.to_string())?;
+    c.cp.kubectl(&["create", "-f", &path])?;
+    let pods = wait::until("the orphan's 2 pods", CONVERGE, || async {
+        let pods = c.active_pods().await.ok()?;
+        (pods.len() == 2).then_some(pods)
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let before: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+
+    // Same template: the Deployment adopts it as its new ReplicaSet and
+    // keeps its pods.
+    c.create(&manifest(2, json!({})))?;
+    let adopted = wait::until("the orphan to be adopted", CONVERGE, || async {
+        let rs = c.rs_api().get("legacy").await.ok()?;
+        let owner = rs.metadata.owner_references.as_ref()?.first()?.clone();
+        let revision = revision_of(&rs);
+        (owner.kind == "Deployment" && owner.controller == Some(true) && revision.is_some())
+            .then_some(rs)
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    assert_eq!(revision_of(&adopted).as_deref(), Some("1"));
+    c.roll_to_completion("legacy", 2).await?;
+    assert_eq!(c.replicasets().await?.len(), 1, "no second ReplicaSet");
+    let after: BTreeSet<String> = c
+        .active_pods()
+        .await?
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(before, after, "the same pods serve");
+
+    // Relabelled out of the selector, it is released and replaced.
+    c.cp.kubectl(&["label", "rs", "legacy", "app=other", "--overwrite"])?;
+    wait::until(
+        "the relabelled ReplicaSet to be released",
+        CONVERGE,
+        || async {
+            let rs = c.rs_api().get("legacy").await.ok()?;
+            rs.metadata
+                .owner_references
+                .is_none_or(|r| r.is_empty())
+                .then_some(())
+        },
+    )
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let replacement = wait::until("a replacement ReplicaSet", CONVERGE, || async {
+        let rss = c.replicasets().await.ok()?;
+        rss.into_iter().find(|rs| name_of(rs).starts_with("web-"))
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    c.roll_to_completion(&name_of(&replacement), 2).await?;
+    Ok(())
+}
