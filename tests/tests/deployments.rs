@@ -828,3 +828,44 @@ async fn an_orphan_replica_set_is_adopted_and_a_relabelled_one_released() -> Res
     c.roll_to_completion(&name_of(&replacement), 2).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn pods_the_apiserver_refuses_show_as_replica_failure_on_the_deployment() -> Result<()> {
+    let c = cluster().await?;
+    // Pods of this template are refused until their PriorityClass exists.
+    let template = json!({"template": {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {
+            "priorityClassName": "urgent",
+            "containers": [{"name": "app", "image": "registry.example/app:1"}],
+        },
+    }});
+    c.create(&manifest(2, template))?;
+    let cond = wait::until("ReplicaFailure on the Deployment", CONVERGE, || async {
+        c.condition("ReplicaFailure").await.ok()?
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    assert_eq!((cond.0.as_str(), cond.1.as_str()), ("True", "FailedCreate"));
+    assert!(
+        cond.2
+            .contains("no PriorityClass with name urgent was found"),
+        "{cond:?}"
+    );
+    let described = c.cp.kubectl(&["describe", "deploy", "web"])?;
+    assert!(described.contains("ReplicaFailure"), "{described}");
+
+    c.cp.kubectl(&["create", "priorityclass", "urgent", "--value=1000"])?;
+    let rs = name_of(&c.rs_with_image("registry.example/app:1").await?);
+    c.roll_to_completion(&rs, 2).await?;
+    wait::until("ReplicaFailure to clear", CONVERGE, || async {
+        c.condition("ReplicaFailure")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    Ok(())
+}

@@ -11,6 +11,9 @@ pub const AVAILABLE: &str = "Available";
 /// The rollout is moving, done, paused, or stuck.
 pub const PROGRESSING: &str = "Progressing";
 
+/// Creating or deleting pods fails (copied from a ReplicaSet).
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+
 /// Available=True.
 pub const MIN_AVAILABLE: &str = "MinimumReplicasAvailable";
 /// Available=False.

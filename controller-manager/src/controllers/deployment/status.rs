@@ -135,6 +135,7 @@ pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result
     next.status = Some(calculate(ctx));
     if rollout {
         progress(ctx, cached, &mut next);
+        replica_failure(ctx, &mut next);
     }
     let status = next.status.clone().unwrap_or_default();
     if comparable(&status) != comparable(&cached.status.clone().unwrap_or_default()) {
@@ -160,6 +161,39 @@ pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result
         return Ok(None);
     }
     Ok(until_deadline(&next).map(|left| left.max(Duration::from_millis(500))))
+}
+
+/// Upstream's `getReplicaFailures`: a `ReplicaFailure` of the new
+/// ReplicaSet (else of any) shows on the Deployment (pods refused by
+/// quota or admission), and goes once none has one.
+fn replica_failure(ctx: &Ctx, next: &mut Deployment) {
+    let failure = |rs: &k8s_openapi::api::apps::v1::ReplicaSet| {
+        rs.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == conditions::REPLICA_FAILURE)
+            .cloned()
+    };
+    let found = ctx
+        .new_rs()
+        .and_then(failure)
+        .or_else(|| ctx.rss.iter().find_map(failure));
+    match found {
+        Some(c) => conditions::set(
+            next,
+            k8s_openapi::api::apps::v1::DeploymentCondition {
+                type_: c.type_,
+                status: c.status,
+                reason: c.reason,
+                message: c.message,
+                last_update_time: c.last_transition_time.clone(),
+                last_transition_time: c.last_transition_time,
+            },
+        ),
+        None => conditions::remove(next, conditions::REPLICA_FAILURE),
+    }
 }
 
 /// The status as JSON with zero and absent counts alike, so a status the
