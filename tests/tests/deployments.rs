@@ -869,3 +869,63 @@ async fn pods_the_apiserver_refuses_show_as_replica_failure_on_the_deployment() 
     .with_context(|| c.cm.log_tail())?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_canary_and_a_stable_deployment_sharing_labels_keep_their_own_pods() -> Result<()> {
+    let c = cluster().await?;
+    for (track, replicas, tag) in [("stable", 3, "1"), ("canary", 1, "2")] {
+        let d = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": format!("web-{track}")},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web", "track": track}},
+                "template": {
+                    "metadata": {"labels": {"app": "web", "track": track}},
+                    "spec": {"containers": [{"name": "app", "image": format!("registry.example/app:{tag}")}]},
+                },
+            },
+        });
+        let path = c.cp.write(&format!("{track}.json"), &d.to_string())?;
+        c.cp.kubectl(&["create", "-f", &path])?;
+    }
+    // What a Service selecting app=web would see: 3 stable and 1 canary.
+    let owners = wait::until("4 pods labelled app=web", CONVERGE, || async {
+        let out =
+            c.cp.kubectl(&["get", "pods", "-l", "app=web", "-o", "name"])
+                .ok()?;
+        if out.lines().count() != 4 {
+            return None;
+        }
+        let pods = c.active_pods().await.ok()?;
+        Some(pods.iter().filter_map(owner_name).collect::<Vec<_>>())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let stable = owners
+        .iter()
+        .filter(|o| o.starts_with("web-stable-"))
+        .count();
+    let canary = owners
+        .iter()
+        .filter(|o| o.starts_with("web-canary-"))
+        .count();
+    assert_eq!((stable, canary), (3, 1), "{owners:?}");
+    let rss = c.replicasets().await?;
+    assert_eq!(rss.len(), 2, "one ReplicaSet each");
+    for rs in &rss {
+        let owner = rs
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|r| r.first())
+            .map(|r| r.name.clone());
+        assert!(
+            owner.is_some_and(|o| name_of(rs).starts_with(&format!("{o}-"))),
+            "{} is owned by its own Deployment",
+            name_of(rs)
+        );
+    }
+    Ok(())
+}
