@@ -74,71 +74,122 @@ fn saturated(ctx: &Ctx) -> bool {
     })
 }
 
-/// New sizes sharing `replicas + maxSurge - current` among the active
-/// ReplicaSets by their share of the size they were scaled for
-/// (`max-replicas`); the rounding leftover goes to the largest.
+/// New sizes for the `active` ReplicaSets (by index in `ctx.rss`).
 fn proportional_sizes(ctx: &Ctx, active: &[usize]) -> HashMap<usize, i32> {
+    let members: Vec<Member> = active
+        .iter()
+        .map(|&i| {
+            let rs = &ctx.rss[i];
+            Member {
+                size: spec::rs_replicas(rs),
+                max_replicas: annotations::annotation(rs, MAX_REPLICAS)
+                    .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+                created: created(rs),
+            }
+        })
+        .collect();
     let d = &ctx.d;
-    let desired = spec::replicas(d);
-    let allowed = if desired > 0 {
-        desired + spec::max_surge(d)
-    } else {
-        0
-    };
-    let current = ctx.sum(active, spec::rs_replicas);
+    let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let sizes = share_out(
+        spec::replicas(d),
+        spec::max_surge(d),
+        status_replicas,
+        &members,
+    );
+    active.iter().copied().zip(sizes).collect()
+}
+
+/// What proportional scaling knows of one active ReplicaSet.
+struct Member {
+    size: i32,
+    /// Its `max-replicas` annotation: the total it was sized against.
+    max_replicas: Option<i32>,
+    created: (Option<jiff::Timestamp>, String),
+}
+
+/// Upstream's proportional `scale`: shares `replicas + maxSurge - current`
+/// among the members by their share of the total they were sized against
+/// (`max-replicas`, else the Deployment's `status.replicas`), largest
+/// first; the rounding leftover goes to the first. Sizes in input order.
+fn share_out(desired: i32, max_surge: i32, status_replicas: i32, members: &[Member]) -> Vec<i32> {
+    let allowed = if desired > 0 { desired + max_surge } else { 0 };
+    let current: i32 = members.iter().map(|m| m.size).sum();
     let to_add = allowed - current;
-    let mut order = active.to_vec();
+    let mut order: Vec<usize> = (0..members.len()).collect();
     // Largest first; ties go to the newer when growing, the older when
     // shrinking.
     order.sort_by(|&a, &b| {
-        let (ra, rb) = (&ctx.rss[a], &ctx.rss[b]);
-        spec::rs_replicas(rb)
-            .cmp(&spec::rs_replicas(ra))
-            .then_with(|| {
-                if to_add > 0 {
-                    created(rb).cmp(&created(ra))
-                } else {
-                    created(ra).cmp(&created(rb))
-                }
-            })
+        let (ma, mb) = (&members[a], &members[b]);
+        mb.size.cmp(&ma.size).then_with(|| {
+            if to_add > 0 {
+                mb.created.cmp(&ma.created)
+            } else {
+                ma.created.cmp(&mb.created)
+            }
+        })
     });
-    let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     let mut added = 0;
-    let mut sizes = HashMap::new();
+    let mut sizes: Vec<i32> = members.iter().map(|m| m.size).collect();
     for &i in &order {
-        let rs = &ctx.rss[i];
-        let size = spec::rs_replicas(rs);
-        let mut share = 0;
-        if to_add != 0 && to_add != added && size > 0 {
-            let fraction = if desired == 0 {
-                -size
-            } else {
-                let annotated = annotations::annotation(rs, MAX_REPLICAS)
-                    .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
-                    .unwrap_or(status_replicas);
-                if annotated > 0 {
-                    let scaled = f64::from(size) * f64::from(allowed) / f64::from(annotated);
-                    scaled.round() as i32 - size
-                } else {
-                    0
-                }
-            };
-            let left = to_add - added;
-            share = if to_add > 0 {
-                fraction.min(left)
-            } else {
-                fraction.max(left)
-            };
+        let m = &members[i];
+        if to_add == 0 || to_add == added || m.size == 0 {
+            continue;
         }
+        let fraction = if desired == 0 {
+            -m.size
+        } else {
+            let annotated = m.max_replicas.unwrap_or(status_replicas);
+            if annotated > 0 {
+                let scaled = f64::from(m.size) * f64::from(allowed) / f64::from(annotated);
+                scaled.round() as i32 - m.size
+            } else {
+                0
+            }
+        };
+        let left = to_add - added;
+        let share = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
         added += share;
-        sizes.insert(i, size + share);
+        sizes[i] += share;
     }
     if to_add != 0
         && added != to_add
         && let Some(&first) = order.first()
-        && let Some(v) = sizes.get_mut(&first)
     {
-        *v = (*v + to_add - added).max(0);
+        sizes[first] = (sizes[first] + to_add - added).max(0);
     }
     sizes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(size: i32, max: i32, created: &str) -> Member {
+        Member {
+            size,
+            max_replicas: Some(max),
+            created: (created.parse().ok(), String::new()),
+        }
+    }
+
+    #[test]
+    fn a_scale_mid_rollout_is_shared_in_proportion() {
+        // Upstream's documented example: 10 replicas, maxSurge 3, stuck at
+        // 8 old + 5 new; scaled to 15, 3 go to the old and 2 to the new.
+        let old = member(8, 13, "2024-01-01T00:00:00Z");
+        let new = member(5, 13, "2024-01-01T00:01:00Z");
+        assert_eq!(share_out(15, 3, 13, &[old, new]), vec![11, 7]);
+        // Scaled down, the shrink is shared the same way.
+        let old = member(8, 13, "2024-01-01T00:00:00Z");
+        let new = member(5, 13, "2024-01-01T00:01:00Z");
+        assert_eq!(share_out(5, 2, 13, &[old, new]), vec![4, 3]);
+        // To zero, everything goes.
+        let old = member(8, 13, "2024-01-01T00:00:00Z");
+        let new = member(5, 13, "2024-01-01T00:01:00Z");
+        assert_eq!(share_out(0, 0, 13, &[old, new]), vec![0, 0]);
+    }
 }
