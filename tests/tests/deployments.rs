@@ -929,3 +929,38 @@ async fn a_canary_and_a_stable_deployment_sharing_labels_keep_their_own_pods() -
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn min_ready_seconds_delays_availability_and_the_rollout() -> Result<()> {
+    let c = cluster().await?;
+    c.create(&manifest(2, json!({"minReadySeconds": 5})))?;
+    let rs = c.rs_with_image("registry.example/app:1").await?;
+    assert_eq!(
+        rs.spec.as_ref().and_then(|s| s.min_ready_seconds),
+        Some(5),
+        "the ReplicaSet judges availability the same way"
+    );
+    let name = name_of(&rs);
+    let d = wait::until("2 ready replicas", CONVERGE, || async {
+        c.make_ready(&name).await.ok()?;
+        let d = c.deployments().get("web").await.ok()?;
+        (d.status.as_ref()?.ready_replicas == Some(2)).then_some(d)
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    let status = d.status.context("no status")?;
+    assert!(
+        status.available_replicas.unwrap_or(0) < 2,
+        "not available before minReadySeconds: {status:?}"
+    );
+    c.roll_to_completion(&name, 2).await?;
+    let table = c.cp.kubectl(&["get", "deploy", "web"])?;
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..4], &["web", "2/2", "2", "2"], "{table}");
+    Ok(())
+}
