@@ -256,3 +256,51 @@ fn progress(ctx: &Ctx, cached: &Deployment, next: &mut Deployment) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn status(v: serde_json::Value) -> DeploymentStatus {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn complete_needs_every_replica_updated_available_and_observed() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "d", "generation": 2},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+        }))
+        .unwrap();
+        let done = status(
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(complete(&d, &done));
+        let old_left = status(
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(!complete(&d, &old_left));
+        let stale = status(
+            json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(!complete(&d, &stale));
+    }
+
+    #[test]
+    fn progress_is_more_updated_ready_or_available_or_fewer_old() {
+        let before = status(
+            json!({"replicas": 4, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3}),
+        );
+        let same = before.clone();
+        assert!(!progressing(&before, &same));
+        let fewer_old = status(
+            json!({"replicas": 3, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(progressing(&before, &fewer_old));
+        let more_ready = status(
+            json!({"replicas": 4, "updatedReplicas": 1, "readyReplicas": 4, "availableReplicas": 3}),
+        );
+        assert!(progressing(&before, &more_ready));
+    }
+}
