@@ -34,6 +34,12 @@ pub struct Options {
     /// Namespaces emptied at once.
     #[arg(long = "concurrent-namespace-syncs", default_value_t = 10)]
     pub concurrent_namespace_syncs: usize,
+    /// Workers of the garbage collector (upstream's default 20).
+    #[arg(long = "concurrent-gc-syncs", default_value_t = 20)]
+    pub concurrent_gc_syncs: usize,
+    /// Terminated pods kept before the oldest are deleted (0: keep all).
+    #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
     /// Run only while holding the leader lease (on by default, as
     /// upstream).
     #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
     "deployment",
+    "garbagecollector",
     "namespace",
+    "pod-garbage-collector",
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
@@ -24,13 +26,11 @@ const NOT_YET: &[&str] = &[
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
-    "garbagecollector",
     "horizontalpodautoscaling",
     "job",
     "node-lifecycle",
     "nodeipam",
     "persistentvolume-binder",
-    "pod-garbage-collector",
     "resourcequota",
     "serviceaccount-token",
     "statefulset",
@@ -89,7 +89,13 @@ mod tests {
         assert_eq!(on(&["*"]), IMPLEMENTED.to_vec());
         assert_eq!(on(&["replicaset"]), vec!["replicaset"]);
         assert_eq!(
-            on(&["*", "-namespace", "-serviceaccount"]),
+            on(&[
+                "*",
+                "-namespace",
+                "-serviceaccount",
+                "-garbagecollector",
+                "-pod-garbage-collector"
+            ]),
             vec!["deployment", "replicaset", "replicationcontroller"]
         );
         // The first entry naming a controller decides.

@@ -283,6 +283,30 @@ fn generate_name(base: &str) -> String {
     format!("{base}{suffix}")
 }
 
+/// The finalizers an object keeps when deleted with `policy`: Foreground
+/// adds `foregroundDeletion`, Orphan adds `orphan`, each removing the
+/// other; Background removes both; no policy leaves them as they are.
+fn gc_finalizers(mut fins: Vec<String>, policy: Option<&str>) -> Vec<String> {
+    let (add, drop): (Option<&str>, &[&str]) = match policy {
+        Some("Foreground") => (Some(FOREGROUND_FINALIZER), &[ORPHAN_FINALIZER]),
+        Some("Orphan") => (Some(ORPHAN_FINALIZER), &[FOREGROUND_FINALIZER]),
+        Some("Background") => (None, &[FOREGROUND_FINALIZER, ORPHAN_FINALIZER]),
+        _ => (None, &[]),
+    };
+    fins.retain(|f| !drop.contains(&f.as_str()));
+    if let Some(add) = add
+        && !fins.iter().any(|f| f == add)
+    {
+        fins.push(add.to_string());
+    }
+    fins
+}
+
+/// The finalizer of a foreground deletion (dependents first).
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+/// The finalizer of an orphaning deletion (dependents kept).
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
 /// Everything but metadata and status: what a generation bump watches.
 fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
@@ -1093,11 +1117,13 @@ impl<'a> Store<'a> {
                 .grace_period(old, opts.grace_period_seconds)
                 .unwrap_or(0);
             let mut marked = old.clone();
-            // `propagationPolicy` Foreground/Orphan need the garbage
-            // collector to finish them (the controller-manager issue);
-            // until it runs, adding their finalizers would leave objects
-            // Terminating forever, so both act as Background.
-            let fins = finalizers(old);
+            // Foreground and Orphan deletions are finished by the garbage
+            // collector, which removes the finalizer they add (upstream's
+            // `deletionFinalizersForGarbageCollection`).
+            let fins = gc_finalizers(finalizers(old), opts.propagation_policy.as_deref());
+            if fins != finalizers(old) {
+                meta::set_meta(&mut marked, "finalizers", json!(fins));
+            }
             let held = !fins.is_empty() || grace > 0 || self.info.strategy.held_after_delete(old);
             if held {
                 let already = is_terminating(old);
@@ -1323,6 +1349,24 @@ fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletion_policies_set_the_garbage_collector_finalizers() {
+        let fins = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            gc_finalizers(fins(&["example.com/x"]), Some("Foreground")),
+            fins(&["example.com/x", "foregroundDeletion"])
+        );
+        assert_eq!(
+            gc_finalizers(fins(&["foregroundDeletion"]), Some("Orphan")),
+            fins(&["orphan"])
+        );
+        assert_eq!(
+            gc_finalizers(fins(&["orphan", "foregroundDeletion"]), Some("Background")),
+            fins(&[])
+        );
+        assert_eq!(gc_finalizers(fins(&["orphan"]), None), fins(&["orphan"]));
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

@@ -1,7 +1,9 @@
 //! The controllers, one module each, and starting the enabled ones.
 
 pub mod deployment;
+pub mod garbagecollector;
 pub mod namespace;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
 
@@ -23,6 +25,10 @@ pub struct Settings {
     pub concurrent_deployment_syncs: usize,
     /// Workers of the Namespace controller.
     pub concurrent_namespace_syncs: usize,
+    /// Workers of the garbage collector.
+    pub concurrent_gc_syncs: usize,
+    /// Terminated pods kept by the pod garbage collector.
+    pub terminated_pod_gc_threshold: usize,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -73,6 +79,14 @@ pub async fn run(
             "serviceaccount" => {
                 tasks.spawn(async move { (name, serviceaccount::run(client, metrics).await) })
             }
+            "garbagecollector" => tasks.spawn(async move {
+                let r = garbagecollector::run(client, metrics, settings.concurrent_gc_syncs).await;
+                (name, r)
+            }),
+            "pod-garbage-collector" => tasks.spawn(async move {
+                let r = podgc::run(client, metrics, settings.terminated_pod_gc_threshold).await;
+                (name, r)
+            }),
             "namespace" => tasks.spawn(async move {
                 let r = namespace::run(client, metrics, settings.concurrent_namespace_syncs).await;
                 (name, r)
