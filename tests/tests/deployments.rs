@@ -26,12 +26,14 @@ struct Cluster {
 }
 
 async fn cluster() -> Result<Cluster> {
+    cluster_with("--controllers=deployment,replicaset").await
+}
+
+/// A control plane with a controller-manager running `controllers`.
+async fn cluster_with(controllers: &str) -> Result<Cluster> {
     let cp = ControlPlane::start(&[]).await?;
     let client = cp.client().await?;
-    let (cm, _) = cp.start_controller_manager(&[
-        "--leader-elect=false",
-        "--controllers=deployment,replicaset",
-    ])?;
+    let (cm, _) = cp.start_controller_manager(&["--leader-elect=false", controllers])?;
     Ok(Cluster { cp, client, cm })
 }
 
@@ -962,5 +964,67 @@ async fn min_ready_seconds_delays_availability_and_the_rollout() -> Result<()> {
         .split_whitespace()
         .collect();
     assert_eq!(&row[..4], &["web", "2/2", "2", "2"], "{table}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_cascade_orphan_keeps_the_replica_set_for_the_next_deployment() -> Result<()> {
+    let c = cluster_with("--controllers=deployment,replicaset,garbagecollector").await?;
+    c.create(&manifest(2, json!({})))?;
+    let rs = name_of(&c.rs_with_image("registry.example/app:1").await?);
+    c.roll_to_completion(&rs, 2).await?;
+    let pods: BTreeSet<String> = c
+        .active_pods()
+        .await?
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+
+    // Orphaned: the Deployment goes, its ReplicaSet and pods stay.
+    c.cp.kubectl(&["delete", "deployment", "web", "--cascade=orphan"])?;
+    wait::until("the ReplicaSet to be orphaned", CONVERGE, || async {
+        let got = c.rs_api().get(&rs).await.ok()?;
+        let gone = c.deployments().get_opt("web").await.ok()?.is_none();
+        (gone && got.metadata.owner_references.is_none_or(|r| r.is_empty())).then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+
+    // The same Deployment again adopts it: no new ReplicaSet, same pods.
+    c.create(&manifest(2, json!({})))?;
+    wait::until("the ReplicaSet to be adopted", CONVERGE, || async {
+        let got = c.rs_api().get(&rs).await.ok()?;
+        let adopted = got
+            .metadata
+            .owner_references?
+            .iter()
+            .any(|r| r.kind == "Deployment");
+        adopted.then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    c.roll_to_completion(&rs, 2).await?;
+    assert_eq!(c.replicasets().await?.len(), 1);
+    let after: BTreeSet<String> = c
+        .active_pods()
+        .await?
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(pods, after, "the same pods serve");
+
+    // Deleted for real, everything it owns goes with it.
+    c.cp.kubectl(&["delete", "deployment", "web"])?;
+    wait::until(
+        "the ReplicaSet and pods to be collected",
+        CONVERGE,
+        || async {
+            let rss = c.replicasets().await.ok()?;
+            let pods = c.active_pods().await.ok()?;
+            (rss.is_empty() && pods.is_empty()).then_some(())
+        },
+    )
+    .await
+    .with_context(|| c.cm.log_tail())?;
     Ok(())
 }
