@@ -181,7 +181,7 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     };
     if cached.metadata.deletion_timestamp.is_some() {
         revision::sync(&mut ctx, false).await?;
-        return status::finish(&mut ctx, &cached, false).await;
+        return status::finish(&ctx, &cached, false).await;
     }
     status::check_paused(&mut ctx);
     revision::sync(&mut ctx, false).await?;
@@ -190,11 +190,11 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         if spec::paused(&ctx.d) {
             history::cleanup(&ctx).await?;
         }
-        return status::finish(&mut ctx, &cached, false).await;
+        return status::finish(&ctx, &cached, false).await;
     }
     if spec::is_recreate(&ctx.d) {
         if recreate::scale_down_old(&mut ctx).await? {
-            return status::finish(&mut ctx, &cached, true).await;
+            return status::finish(&ctx, &cached, true).await;
         }
         let pods: Vec<Arc<Pod>> = shared
             .pods
@@ -203,14 +203,14 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
             .collect();
         if recreate::old_pods_running(&ctx, &pods) {
-            return status::finish(&mut ctx, &cached, true).await;
+            return status::finish(&ctx, &cached, true).await;
         }
         revision::sync(&mut ctx, true).await?;
         recreate::scale_up_new(&mut ctx).await?;
     } else {
         revision::sync(&mut ctx, true).await?;
         if rolling::step(&mut ctx).await? {
-            return status::finish(&mut ctx, &cached, true).await;
+            return status::finish(&ctx, &cached, true).await;
         }
     }
     if let Some(s) = &cached.status
@@ -218,5 +218,5 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
     {
         history::cleanup(&ctx).await?;
     }
-    status::finish(&mut ctx, &cached, true).await
+    status::finish(&ctx, &cached, true).await
 }

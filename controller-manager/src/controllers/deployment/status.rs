@@ -130,7 +130,7 @@ pub fn check_paused(ctx: &mut Ctx) {
 /// Computes and writes the status; with `rollout`, also decides
 /// `Progressing` (upstream's `syncRolloutStatus`, else
 /// `syncDeploymentStatus`). Returns when to look again for the deadline.
-pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result<Option<Duration>> {
+pub async fn finish(ctx: &Ctx, cached: &Deployment, rollout: bool) -> Result<Option<Duration>> {
     let mut next = ctx.d.clone();
     next.status = Some(calculate(ctx));
     if rollout {
@@ -143,6 +143,11 @@ pub async fn finish(ctx: &mut Ctx, cached: &Deployment, rollout: bool) -> Result
         let mut body = serde_json::to_value(&status)?;
         if status.conditions.is_none() {
             body["conditions"] = serde_json::Value::Null;
+        }
+        // Only a hash collision moves it, through its own write; a cached
+        // copy here could put an older count back.
+        if let Some(m) = body.as_object_mut() {
+            m.remove("collisionCount");
         }
         match api
             .patch_status(
