@@ -1,9 +1,13 @@
 //! The Deployment controller against a real apiserver and etcd, driven by
-//! the real kubectl, with the ReplicaSet controller making the pods and
-//! the test playing the kubelet (marking pods Ready) where readiness
-//! matters: create, rollout status, set image within maxSurge and
-//! maxUnavailable, history and undo, pause/resume/restart, a progress
-//! deadline, Recreate, and proportional scaling mid-rollout.
+//! the real kubectl (1.33, and 1.28 for pause/resume/scale/undo), with the
+//! ReplicaSet controller making the pods and the test playing the kubelet
+//! (marking pods Ready) where readiness matters: create and rollout
+//! status, set image within maxSurge and maxUnavailable, history and undo
+//! (also of a rollout stuck on a bad image), pause/resume/restart, the
+//! progress deadline, Recreate, proportional scaling mid-rollout,
+//! minReadySeconds, revisionHistoryLimit, adoption and release, a
+//! controller-manager restarted mid-rollout, ReplicaFailure, a canary
+//! beside a stable Deployment, and cascading deletion.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
