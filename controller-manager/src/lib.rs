@@ -40,6 +40,7 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_replicaset_syncs: opts.concurrent_replicaset_syncs,
         concurrent_rc_syncs: opts.concurrent_rc_syncs,
         concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
+        concurrent_deployment_syncs: opts.concurrent_deployment_syncs,
         concurrent_gc_syncs: opts.concurrent_gc_syncs,
         terminated_pod_gc_threshold: opts.terminated_pod_gc_threshold,
         node_lifecycle: controllers::nodelifecycle::Timings {

@@ -28,6 +28,9 @@ pub struct Options {
     /// ReplicationControllers synced at once.
     #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
     pub concurrent_rc_syncs: usize,
+    /// Deployments synced at once.
+    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
+    pub concurrent_deployment_syncs: usize,
     /// Namespaces emptied at once.
     #[arg(long = "concurrent-namespace-syncs", default_value_t = 10)]
     pub concurrent_namespace_syncs: usize,

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
     "cronjob",
+    "deployment",
     "disruption",
     "garbagecollector",
     "job",
@@ -25,7 +26,6 @@ pub const IMPLEMENTED: &[&str] = &[
 const NOT_YET: &[&str] = &[
     "bootstrapsigner",
     "daemonset",
-    "deployment",
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
@@ -98,14 +98,15 @@ mod tests {
                 "-node-lifecycle",
                 "-disruption",
                 "-job",
-                "-cronjob"
+                "-cronjob",
+                "-deployment"
             ]),
             vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );
         // The first entry naming a controller decides.
         assert_eq!(on(&["namespace", "-namespace"]), vec!["namespace"]);
         assert!(on(&["-replicaset"]).is_empty());
-        assert_eq!(on(&["*", "deployment"]), IMPLEMENTED.to_vec());
+        assert_eq!(on(&["*", "daemonset"]), IMPLEMENTED.to_vec());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The controllers, one module each, and starting the enabled ones.
 
 pub mod cronjob;
+pub mod deployment;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod job;
@@ -25,6 +26,8 @@ pub struct Settings {
     pub concurrent_replicaset_syncs: usize,
     /// Workers of the ReplicationController controller.
     pub concurrent_rc_syncs: usize,
+    /// Workers of the Deployment controller.
+    pub concurrent_deployment_syncs: usize,
     /// Workers of the Namespace controller.
     pub concurrent_namespace_syncs: usize,
     /// Workers of the garbage collector.
@@ -71,6 +74,16 @@ pub async fn run(
                     client,
                     metrics,
                     settings.concurrent_rc_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "deployment" => tasks.spawn(async move {
+                let r = deployment::run(
+                    client,
+                    metrics,
+                    settings.concurrent_deployment_syncs,
                     &identity,
                 )
                 .await;
