@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod duration;
+pub mod flags;
 pub mod health;
 pub mod https;
 pub mod leader;

@@ -17,7 +17,7 @@ pub mod selection;
 use std::sync::Arc;
 
 use anyhow::Result;
-use capstan_component_base::leader::{self, LeaderElectionConfig};
+use capstan_component_base::leader;
 use capstan_component_base::{client, health, shutdown_signal};
 
 use crate::controllers::Settings;
@@ -28,14 +28,14 @@ use crate::options::Options;
 /// leadership, which is an error so the process exits and restarts clean).
 pub async fn run(opts: Options) -> Result<()> {
     let enabled = selection::enabled_controllers(&opts.controllers)?;
-    let election = leader_election(&opts)?;
+    let election = opts.leader.config()?;
     let client = client::client(opts.kubeconfig.as_deref()).await?;
     let metrics = Metrics::new()?;
     let render = {
         let metrics = metrics.clone();
         Arc::new(move || metrics.render())
     };
-    health::serve(&opts.serving(), render).await?;
+    health::serve(&opts.serving.config(), render).await?;
     let settings = Settings {
         concurrent_replicaset_syncs: opts.concurrent_replicaset_syncs,
         concurrent_rc_syncs: opts.concurrent_rc_syncs,
@@ -75,31 +75,17 @@ pub async fn run(opts: Options) -> Result<()> {
     }
 }
 
-/// The lease settings from the flags; `None` when election is off.
-fn leader_election(opts: &Options) -> Result<Option<LeaderElectionConfig>> {
-    if !opts.leader_elect {
-        return Ok(None);
-    }
-    let mut cfg = LeaderElectionConfig::new(
-        &opts.leader_elect_resource_namespace,
-        &opts.leader_elect_resource_name,
-    );
-    cfg.lease_duration = opts.leader_elect_lease_duration;
-    cfg.renew_deadline = opts.leader_elect_renew_deadline;
-    cfg.retry_period = opts.leader_elect_retry_period;
-    cfg.validate()?;
-    Ok(Some(cfg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
 
-    fn election(flags: &[&str]) -> Result<Option<LeaderElectionConfig>> {
+    fn election(
+        flags: &[&str],
+    ) -> Result<Option<capstan_component_base::leader::LeaderElectionConfig>> {
         let mut args = vec!["capstan-controller-manager"];
         args.extend_from_slice(flags);
-        leader_election(&Options::parse_from(args))
+        Options::parse_from(args).leader.config()
     }
 
     #[test]
@@ -116,7 +102,7 @@ mod tests {
     #[test]
     fn defaults_match_upstream() {
         let opts = Options::parse_from(["capstan-controller-manager"]);
-        assert_eq!(opts.secure_port, 10257);
+        assert_eq!(opts.serving.secure_port, 10257);
         assert_eq!(opts.concurrent_replicaset_syncs, 5);
         assert_eq!(
             (opts.concurrent_job_syncs, opts.concurrent_cron_job_syncs),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use capstan_component_base::duration::parse_duration;
-use capstan_component_base::health::ServingConfig;
+use capstan_component_base::flags::{LeaderElectionFlags, ServingFlags};
 use clap::Parser;
 
 /// `capstan-controller-manager` flags.
@@ -12,7 +12,9 @@ use clap::Parser;
 #[command(
     name = "capstan-controller-manager",
     version,
-    about = "Runs the controllers that move cluster state toward what users asked for"
+    about = "Runs the controllers that move cluster state toward what users asked for",
+    mut_arg("resource_name", |a| a.required(false).default_value("kube-controller-manager")),
+    mut_arg("secure_port", |a| a.required(false).default_value("10257"))
 )]
 pub struct Options {
     /// Kubeconfig for reaching the apiserver.
@@ -56,52 +58,10 @@ pub struct Options {
     /// Finished Jobs checked for expiry at once.
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: usize,
-    /// Run only while holding the leader lease (on by default, as
-    /// upstream).
-    #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub leader_elect: bool,
-    #[arg(long = "leader-elect-lease-duration", default_value = "15s", value_parser = parse_duration)]
-    pub leader_elect_lease_duration: Duration,
-    #[arg(long = "leader-elect-renew-deadline", default_value = "10s", value_parser = parse_duration)]
-    pub leader_elect_renew_deadline: Duration,
-    #[arg(long = "leader-elect-retry-period", default_value = "2s", value_parser = parse_duration)]
-    pub leader_elect_retry_period: Duration,
-    #[arg(
-        long = "leader-elect-resource-name",
-        default_value = "kube-controller-manager"
-    )]
-    pub leader_elect_resource_name: String,
-    #[arg(
-        long = "leader-elect-resource-namespace",
-        default_value = "kube-system"
-    )]
-    pub leader_elect_resource_namespace: String,
-    /// Address for /healthz and /metrics.
-    #[arg(long = "bind-address", default_value = "0.0.0.0")]
-    pub bind_address: String,
-    /// HTTPS port for /healthz and /metrics (0 disables).
-    #[arg(long = "secure-port", default_value_t = 10257)]
-    pub secure_port: u16,
-    /// Serving certificate; a self-signed one is generated when absent.
-    #[arg(long = "tls-cert-file", requires = "tls_private_key_file")]
-    pub tls_cert_file: Option<PathBuf>,
-    #[arg(long = "tls-private-key-file", requires = "tls_cert_file")]
-    pub tls_private_key_file: Option<PathBuf>,
-    /// When given, /metrics requires a client certificate signed by this
-    /// CA (health endpoints stay open).
-    #[arg(long = "client-ca-file")]
-    pub client_ca_file: Option<PathBuf>,
-}
-
-impl Options {
-    /// The health/metrics endpoint settings.
-    pub fn serving(&self) -> ServingConfig {
-        ServingConfig {
-            bind_address: self.bind_address.clone(),
-            secure_port: self.secure_port,
-            tls_cert_file: self.tls_cert_file.clone(),
-            tls_private_key_file: self.tls_private_key_file.clone(),
-            client_ca_file: self.client_ca_file.clone(),
-        }
-    }
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderElectionFlags,
+    /// The health/metrics endpoint.
+    #[command(flatten)]
+    pub serving: ServingFlags,
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use capstan_component_base::duration::parse_duration;
-use capstan_component_base::health::{self, ServingConfig};
+use capstan_component_base::health;
 use capstan_component_base::leader::{self, LeaderElectionConfig};
 use capstan_component_base::{client, shutdown_signal};
 
@@ -58,7 +58,7 @@ pub async fn run(opts: Options) -> Result<()> {
         let metrics = metrics.clone();
         std::sync::Arc::new(move || metrics.render())
     };
-    health::serve(&serving_config(&opts), render).await?;
+    health::serve(&opts.serving.config(), render).await?;
     let loop_cfg = LoopConfig {
         percentage_of_nodes_to_score: file.percentage_of_nodes_to_score.unwrap_or(0),
         initial_backoff: Duration::from_secs(file.pod_initial_backoff_seconds.unwrap_or(1)),
@@ -115,7 +115,7 @@ fn leader_election(
     file: &SchedulerConfiguration,
 ) -> Result<Option<LeaderElectionConfig>> {
     let le = file.leader_election.clone().unwrap_or_default();
-    if !le.leader_elect.unwrap_or(opts.leader_elect) {
+    if !le.leader_elect.unwrap_or(opts.leader.leader_elect) {
         return Ok(None);
     }
     let duration = |v: &Option<String>, flag: Duration| -> Result<Duration> {
@@ -127,27 +127,16 @@ fn leader_election(
     let mut cfg = LeaderElectionConfig::new(
         le.resource_namespace
             .as_deref()
-            .unwrap_or(&opts.leader_elect_resource_namespace),
+            .unwrap_or(&opts.leader.resource_namespace),
         le.resource_name
             .as_deref()
-            .unwrap_or(&opts.leader_elect_resource_name),
+            .unwrap_or(&opts.leader.resource_name),
     );
-    cfg.lease_duration = duration(&le.lease_duration, opts.leader_elect_lease_duration)?;
-    cfg.renew_deadline = duration(&le.renew_deadline, opts.leader_elect_renew_deadline)?;
-    cfg.retry_period = duration(&le.retry_period, opts.leader_elect_retry_period)?;
+    cfg.lease_duration = duration(&le.lease_duration, opts.leader.lease_duration)?;
+    cfg.renew_deadline = duration(&le.renew_deadline, opts.leader.renew_deadline)?;
+    cfg.retry_period = duration(&le.retry_period, opts.leader.retry_period)?;
     cfg.validate()?;
     Ok(Some(cfg))
-}
-
-/// The health/metrics endpoint settings from the flags.
-fn serving_config(opts: &Options) -> ServingConfig {
-    ServingConfig {
-        bind_address: opts.bind_address.clone(),
-        secure_port: opts.secure_port,
-        tls_cert_file: opts.tls_cert_file.clone(),
-        tls_private_key_file: opts.tls_private_key_file.clone(),
-        client_ca_file: opts.client_ca_file.clone(),
-    }
 }
 
 /// Starts the informers and the scheduling thread; returns only if the
