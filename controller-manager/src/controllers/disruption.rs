@@ -4,12 +4,14 @@
 //! condition — which the apiserver's eviction subresource (and so
 //! `kubectl drain`) trusts once `observedGeneration` is current.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{GroupVersionKind, Selector, SelectorExt};
@@ -76,6 +78,32 @@ pub async fn run(client: kube::Client, metrics: Metrics) -> Result<()> {
     Err(anyhow!("the workers stopped"))
 }
 
+/// How long a pod an eviction let go stays out of the healthy count while
+/// its deletion is not seen yet (upstream's `DeletionTimeout`).
+const DELETION_TIMEOUT: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+
+/// The budget's `disruptedPods` still in force: pods the eviction
+/// subresource let go whose deletion this controller has not seen yet,
+/// for at most [`DELETION_TIMEOUT`]. Without this a recount from a cache
+/// that still holds an evicted pod would hand its disruption out twice.
+fn still_disrupted(
+    recorded: &BTreeMap<String, Time>,
+    pods: &[Arc<Pod>],
+    now: jiff::Timestamp,
+) -> BTreeMap<String, Time> {
+    recorded
+        .iter()
+        .filter(|(name, at)| {
+            let present = pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(name.as_str())
+                    && p.metadata.deletion_timestamp.is_none()
+            });
+            present && at.0 + DELETION_TIMEOUT > now
+        })
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect()
+}
+
 /// `value` of `total` for an int-or-percent, percentages rounded up.
 fn scaled(value: &IntOrString, total: i32) -> Result<i32> {
     match value {
@@ -120,18 +148,27 @@ async fn controllers_scale(
     ns: &str,
     pods: &[Arc<Pod>],
 ) -> Result<Option<i32>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
+    // Each controller is read once, however many pods it has.
+    let mut owners = std::collections::BTreeSet::new();
     for pod in pods {
         let Some(owner) = controller_of(&pod.metadata) else {
             return Ok(None);
         };
-        let Some((replicas, uid)) =
-            replicas_of(client, ns, &owner.api_version, &owner.kind, &owner.name).await?
+        owners.insert((
+            owner.api_version.clone(),
+            owner.kind.clone(),
+            owner.name.clone(),
+        ));
+    }
+    let mut counted = std::collections::HashSet::new();
+    let mut total = 0;
+    for (api_version, kind, name) in owners {
+        let Some((replicas, uid)) = replicas_of(client, ns, &api_version, &kind, &name).await?
         else {
             return Ok(None);
         };
-        if seen.insert(uid) {
+        // ReplicaSets of one Deployment count it once.
+        if counted.insert(uid) {
             total += replicas;
         }
     }
@@ -203,7 +240,18 @@ async fn reconcile(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .cloned()
         .collect();
-    let healthy = active.iter().filter(|p| is_ready(p)).count() as i32;
+    let previous = pdb.status.clone().unwrap_or_default();
+    let disrupted = still_disrupted(
+        &previous.disrupted_pods.clone().unwrap_or_default(),
+        &active,
+        jiff::Timestamp::now(),
+    );
+    let healthy = active
+        .iter()
+        .filter(|p| {
+            is_ready(p) && !disrupted.contains_key(p.metadata.name.as_deref().unwrap_or_default())
+        })
+        .count() as i32;
     let scale = controllers_scale(&client, ns, &active).await?;
     // Upstream fails safe: a budget it cannot compute allows nothing.
     let (expected, desired, allowed, reason) = match expectation(&pdb, active.len() as i32, scale) {
@@ -221,7 +269,7 @@ async fn reconcile(
             (0, 0, 0, "SyncFailed")
         }
     };
-    let previous = pdb.status.clone().unwrap_or_default();
+    let old_disrupted = previous.disrupted_pods.clone().unwrap_or_default();
     let generation = pdb.metadata.generation.unwrap_or(0);
     let condition_status = if allowed > 0 { "True" } else { "False" };
     let unchanged = previous.observed_generation == Some(generation)
@@ -229,6 +277,7 @@ async fn reconcile(
         && previous.current_healthy == healthy
         && previous.desired_healthy == desired
         && previous.disruptions_allowed == allowed
+        && old_disrupted == disrupted
         && previous.conditions.iter().flatten().any(|c| {
             c.type_ == "DisruptionAllowed" && c.status == condition_status && c.reason == reason
         });
@@ -236,8 +285,19 @@ async fn reconcile(
         let now = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let status = json!({"status": {
+        // A merge patch removes map keys by nulling them.
+        let mut disrupted_patch = serde_json::Map::new();
+        for pod in old_disrupted.keys() {
+            disrupted_patch.insert(pod.clone(), serde_json::Value::Null);
+        }
+        for (pod, at) in &disrupted {
+            disrupted_patch.insert(pod.clone(), json!(at));
+        }
+        // Pinned to the version read: the eviction subresource writes this
+        // status too, and a recount from an older version must not undo it.
+        let status = json!({"metadata": {"resourceVersion": pdb.metadata.resource_version}, "status": {
             "observedGeneration": generation,
+            "disruptedPods": disrupted_patch,
             "expectedPods": expected,
             "currentHealthy": healthy,
             "desiredHealthy": desired,
@@ -258,6 +318,27 @@ mod tests {
 
     fn pdb(spec: serde_json::Value) -> PodDisruptionBudget {
         serde_json::from_value(json!({"metadata": {"name": "b"}, "spec": spec})).unwrap_or_default()
+    }
+
+    #[test]
+    fn evicted_pods_stay_disrupted_until_their_deletion_is_seen_or_times_out() {
+        let now: jiff::Timestamp = "2026-01-01T00:10:00Z"
+            .parse()
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let pod = |name: &str| -> Arc<Pod> {
+            Arc::new(
+                serde_json::from_value(json!({"metadata": {"name": name}})).unwrap_or_default(),
+            )
+        };
+        let at = |t: &str| Time(t.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH));
+        let recorded: BTreeMap<String, Time> = [
+            ("recent".to_string(), at("2026-01-01T00:09:30Z")),
+            ("old".to_string(), at("2026-01-01T00:05:00Z")),
+            ("gone".to_string(), at("2026-01-01T00:09:50Z")),
+        ]
+        .into();
+        let kept = still_disrupted(&recorded, &[pod("recent"), pod("old")], now);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["recent"]);
     }
 
     #[test]

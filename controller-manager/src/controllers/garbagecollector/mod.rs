@@ -156,7 +156,9 @@ async fn owner_state(
     let namespace = if namespaced {
         match &dependent.namespace {
             Some(ns) => Some(ns.as_str()),
-            None => return Ok(OwnerState::Dangling),
+            // A cluster-scoped object naming a namespaced owner has an
+            // unresolvable reference, which upstream never collects.
+            None => return Ok(OwnerState::Solid),
         }
     } else {
         None
