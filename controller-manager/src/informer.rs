@@ -46,3 +46,17 @@ pub fn object<K>(event: &watcher::Event<K>) -> Option<&K> {
         watcher::Event::Init | watcher::Event::InitDone => None,
     }
 }
+
+/// The handler of a controller's primary resource: every event queues the
+/// object's own `namespace/name` key.
+pub fn enqueue_own_key<K: Resource>(
+    queue: std::sync::Arc<crate::queue::WorkQueue>,
+) -> impl FnMut(&watcher::Event<K>) + Send + 'static {
+    move |event| {
+        if let Some(o) = object(event)
+            && let Some(name) = o.meta().name.as_deref()
+        {
+            queue.add(crate::runner::key(o.meta().namespace.as_deref(), name));
+        }
+    }
+}

@@ -39,14 +39,7 @@ pub async fn run(client: kube::Client, metrics: Metrics) -> Result<()> {
     let budgets = informer::spawn(
         Api::<PodDisruptionBudget>::all(client.clone()),
         watcher::Config::default(),
-        move |event| {
-            if let Some(pdb) = informer::object(event) {
-                queue.add(crate::runner::key(
-                    pdb.metadata.namespace.as_deref(),
-                    pdb.metadata.name.as_deref().unwrap_or_default(),
-                ));
-            }
-        },
+        informer::enqueue_own_key(queue),
     );
     let queue = runner.queue();
     let budgets_for_pods = budgets.clone();

@@ -48,13 +48,7 @@ pub async fn run(
     let cronjobs = informer::spawn(
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default(),
-        move |event| {
-            if let Some(c) = informer::object(event)
-                && let Some(name) = c.metadata.name.as_deref()
-            {
-                queue.add(runner::key(c.metadata.namespace.as_deref(), name));
-            }
-        },
+        informer::enqueue_own_key(queue),
     );
     let queue = runner.queue();
     let jobs = informer::spawn(

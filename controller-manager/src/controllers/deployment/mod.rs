@@ -94,13 +94,7 @@ pub async fn run(
     let deployments = informer::spawn(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
-        move |event| {
-            if let Some(d) = informer::object(event)
-                && let Some(name) = d.metadata.name.as_deref()
-            {
-                queue.add(runner::key(d.metadata.namespace.as_deref(), name));
-            }
-        },
+        informer::enqueue_own_key(queue),
     );
     let (queue, owners) = (runner.queue(), deployments.clone());
     let replicasets = informer::spawn(

@@ -58,13 +58,7 @@ pub async fn run(
     let jobs = informer::spawn(
         Api::<Job>::all(client.clone()),
         watcher::Config::default(),
-        move |event| {
-            if let Some(j) = informer::object(event)
-                && let Some(name) = j.metadata.name.as_deref()
-            {
-                queue.add(runner::key(j.metadata.namespace.as_deref(), name));
-            }
-        },
+        informer::enqueue_own_key(queue),
     );
     let handler = Arc::new(Mutex::new(pod_events::PodEvents::new(
         runner.queue(),

@@ -52,13 +52,7 @@ pub async fn run<K: Replicated>(
     let owners = informer::spawn(
         Api::<K>::all(client.clone()),
         watcher::Config::default(),
-        move |event| {
-            if let Some(o) = informer::object(event)
-                && let Some(name) = o.meta().name.as_deref()
-            {
-                queue.add(runner::key(o.meta().namespace.as_deref(), name));
-            }
-        },
+        informer::enqueue_own_key(queue),
     );
     let handler = Arc::new(Mutex::new(pod_events::PodEvents::new(
         owners.clone(),
