@@ -4,7 +4,6 @@
 //! `pkg/scheduler/framework`.
 
 pub mod cycle_state;
-pub mod node_selector;
 pub mod plugin;
 pub mod resources;
 pub mod snapshot;

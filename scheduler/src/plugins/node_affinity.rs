@@ -13,8 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::framework;
-use crate::framework::node_selector::{node_selector_matches, pod_matches_node, term_matches};
 use crate::framework::{CycleState, NodeInfo, Plugin, PodInfo, Snapshot, Status};
+use capstan_component_helpers::scheduling::{
+    node_selector_matches, pod_matches_node, term_matches,
+};
 
 /// Upstream's `ErrReasonPod`.
 pub const ERR_REASON_POD: &str = "node(s) didn't match Pod's node affinity/selector";

@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::Taint;
 use serde_json::Value;
 
-use crate::framework::node_selector::tolerates;
 use crate::framework::{CycleState, NodeInfo, Plugin, PodInfo, Status};
+use capstan_component_helpers::scheduling::tolerates;
 
 /// Upstream's `ErrReasonUnschedulable`.
 pub const ERR_REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";

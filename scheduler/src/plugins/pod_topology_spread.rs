@@ -17,9 +17,9 @@ use kube::core::{Expression, Selector, SelectorExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::framework::node_selector::{first_untolerated, pod_matches_node};
 use crate::framework::spreading;
 use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, Snapshot, Status};
+use capstan_component_helpers::scheduling::{first_untolerated, pod_matches_node};
 
 /// Cycle-state key of the Filter counts.
 const PRE_FILTER_KEY: &str = "PreFilterPodTopologySpread";

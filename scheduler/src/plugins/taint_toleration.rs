@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Toleration;
 use serde_json::Value;
 
 use crate::framework;
-use crate::framework::node_selector::{first_untolerated, tolerates};
 use crate::framework::{CycleState, NodeInfo, Plugin, PodInfo, Snapshot, Status};
+use capstan_component_helpers::scheduling::{first_untolerated, tolerates};
 
 /// Cycle-state key for the pod's PreferNoSchedule tolerations.
 const PRE_SCORE_KEY: &str = "PreScoreTaintToleration";

@@ -22,9 +22,9 @@ use kube::core::{Selector, SelectorExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::framework::node_selector::node_selector_matches;
 use crate::framework::resources::parse_milli;
 use crate::framework::{CycleState, NodeInfo, Plugin, PodInfo, Snapshot, Status};
+use capstan_component_helpers::scheduling::node_selector_matches;
 
 /// Cycle-state key of the pod's claims.
 const STATE_KEY: &str = "VolumeBinding";

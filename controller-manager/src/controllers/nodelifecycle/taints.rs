@@ -3,6 +3,7 @@
 //! (at once for a taint it does not tolerate, else after the shortest
 //! `tolerationSeconds` of the tolerations it relies on).
 
+use capstan_component_helpers::scheduling::tolerates;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 
@@ -10,23 +11,6 @@ use k8s_openapi::api::core::v1::{Taint, Toleration};
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// The NoExecute taint of a node that reports it is not ready.
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
-
-/// Whether `toleration` tolerates `taint` (upstream's `ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = toleration
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key_ok = match toleration.key.as_deref() {
-        None | Some("") => toleration.operator.as_deref() == Some("Exists"),
-        Some(k) => k == taint.key,
-    };
-    let value_ok = match toleration.operator.as_deref() {
-        Some("Exists") => true,
-        _ => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-    };
-    effect_ok && key_ok && value_ok
-}
 
 /// When a pod with `tolerations` must be evicted from a node with
 /// NoExecute `taints`: `Some(None)` now, `Some(Some(t))` at `t`, `None`

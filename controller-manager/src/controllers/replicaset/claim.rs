@@ -5,21 +5,60 @@
 //! resourceVersion and uid, so a concurrent change makes the patch fail
 //! rather than be lost).
 
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
+use kube::core::{NamespaceResourceScope, Selector, SelectorExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::kind::Replicated;
 use super::pods;
+
+/// A namespaced controller object that owns the pods its label selector
+/// matches (ReplicaSet, ReplicationController, DaemonSet, StatefulSet):
+/// what claiming pods and routing pod events need of it.
+pub trait Owner:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The pods it selects; `None` when the selector is missing or empty,
+    /// which selects nothing (never everything).
+    fn selector(&self) -> Option<Selector>;
+}
+
+/// `selector` unless it selects everything (a controller's empty selector
+/// selects nothing).
+pub fn non_empty(selector: Selector) -> Option<Selector> {
+    (!selector.selects_all()).then_some(selector)
+}
+
+/// The ownerReference an owner's pods carry: the controller, blocking the
+/// owner's foreground deletion.
+pub fn controller_ref<K: Owner>(owner: &K) -> Option<OwnerReference> {
+    let meta = owner.meta();
+    Some(OwnerReference {
+        api_version: K::api_version(&()).to_string(),
+        kind: K::kind(&()).to_string(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
 
 /// The pods in `candidates` (active pods of the owner's namespace) that
 /// `owner` controls after adopting and releasing.
-pub async fn claim<K: Replicated>(
+pub async fn claim<K: Owner>(
     client: &kube::Client,
     owner: &K,
     selector: &Selector,
@@ -55,7 +94,7 @@ pub async fn claim<K: Replicated>(
                 if can_adopt != Some(true) {
                     continue;
                 }
-                let Some(reference) = owner.controller_ref() else {
+                let Some(reference) = controller_ref(owner) else {
                     continue;
                 };
                 match adopt(&pods, &pod, reference).await {
@@ -75,7 +114,7 @@ pub async fn claim<K: Replicated>(
 
 /// Upstream's `RecheckDeletionTimestamp`: adopt only if a fresh read shows
 /// the same owner (same uid) not being deleted, never on a stale cache.
-async fn still_current<K: Replicated>(client: &kube::Client, owner: &K) -> Result<bool> {
+async fn still_current<K: Owner>(client: &kube::Client, owner: &K) -> Result<bool> {
     let meta = owner.meta();
     let api: Api<K> = Api::namespaced(
         client.clone(),

@@ -72,7 +72,7 @@ pub fn pod_from_template<K: Replicated>(owner: &K) -> Option<Pod> {
             labels: tmeta.labels,
             annotations: tmeta.annotations,
             finalizers: tmeta.finalizers,
-            owner_references: Some(vec![owner.controller_ref()?]),
+            owner_references: Some(vec![super::claim::controller_ref(owner)?]),
             ..Default::default()
         },
         spec: template.spec.clone(),

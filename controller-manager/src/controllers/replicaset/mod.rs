@@ -4,11 +4,11 @@
 //! from the template, adopt and release pods by selector, and report
 //! counts in `status`.
 
-mod claim;
+pub(crate) mod claim;
 pub(crate) mod expectations;
 mod kind;
 mod manage;
-mod pod_events;
+pub(crate) mod pod_events;
 pub(crate) mod pods;
 mod ranking;
 mod status;

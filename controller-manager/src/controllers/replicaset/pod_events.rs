@@ -12,21 +12,21 @@ use kube::core::SelectorExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 
+use super::claim::Owner;
 use super::expectations::Expectations;
-use super::kind::Replicated;
 use super::pods;
 use crate::queue::WorkQueue;
 use crate::runner;
 
 /// The key of the `K` that controls `pod`, if its reference names one.
-fn controller_key<K: Replicated>(pod: &Pod) -> Option<String> {
+fn controller_key<K: Owner>(pod: &Pod) -> Option<String> {
     let r = pods::controller_of(&pod.metadata)?;
     (r.kind == K::kind(&()) && r.api_version == K::api_version(&()))
         .then(|| runner::key(pod.metadata.namespace.as_deref(), &r.name))
 }
 
 /// Turns pod events into queue keys and observed expectations.
-pub struct PodEvents<K: Replicated> {
+pub struct PodEvents<K: Owner> {
     owners: Store<K>,
     queue: Arc<WorkQueue>,
     expectations: Arc<Expectations>,
@@ -38,7 +38,7 @@ pub struct PodEvents<K: Replicated> {
     relisted: Option<HashSet<String>>,
 }
 
-impl<K: Replicated> PodEvents<K> {
+impl<K: Owner> PodEvents<K> {
     /// A handler feeding `queue`.
     pub fn new(owners: Store<K>, queue: Arc<WorkQueue>, expectations: Arc<Expectations>) -> Self {
         PodEvents {
@@ -129,7 +129,7 @@ impl<K: Replicated> PodEvents<K> {
 }
 
 /// The key of an object in the store.
-pub fn owner_ref<K: Replicated>(key: &str) -> ObjectRef<K> {
+pub fn owner_ref<K: Owner>(key: &str) -> ObjectRef<K> {
     let (ns, name) = runner::split_key(key);
     ObjectRef::new(name).within(ns)
 }
