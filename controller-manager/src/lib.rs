@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod hash;
 pub mod history;
 pub mod informer;
+pub mod intstr;
 pub mod metrics;
 pub mod options;
 pub mod queue;
@@ -43,6 +44,7 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_rc_syncs: opts.concurrent_rc_syncs,
         concurrent_namespace_syncs: opts.concurrent_namespace_syncs,
         concurrent_deployment_syncs: opts.concurrent_deployment_syncs,
+        concurrent_daemonset_syncs: opts.concurrent_daemonset_syncs,
         concurrent_gc_syncs: opts.concurrent_gc_syncs,
         terminated_pod_gc_threshold: opts.terminated_pod_gc_threshold,
         node_lifecycle: controllers::nodelifecycle::Timings {

@@ -33,6 +33,9 @@ pub struct Options {
     /// Deployments synced at once.
     #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
     pub concurrent_deployment_syncs: usize,
+    /// DaemonSets synced at once.
+    #[arg(long = "concurrent-daemonset-syncs", default_value_t = 2)]
+    pub concurrent_daemonset_syncs: usize,
     /// Namespaces emptied at once.
     #[arg(long = "concurrent-namespace-syncs", default_value_t = 10)]
     pub concurrent_namespace_syncs: usize,

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 /// The controllers this binary implements, upstream's names.
 pub const IMPLEMENTED: &[&str] = &[
     "cronjob",
+    "daemonset",
     "deployment",
     "disruption",
     "garbagecollector",
@@ -25,7 +26,6 @@ pub const IMPLEMENTED: &[&str] = &[
 /// command lines keep working) and reported, never run.
 const NOT_YET: &[&str] = &[
     "bootstrapsigner",
-    "daemonset",
     "endpoint",
     "endpointslice",
     "endpointslicemirroring",
@@ -99,14 +99,15 @@ mod tests {
                 "-disruption",
                 "-job",
                 "-cronjob",
-                "-deployment"
+                "-deployment",
+                "-daemonset"
             ]),
             vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );
         // The first entry naming a controller decides.
         assert_eq!(on(&["namespace", "-namespace"]), vec!["namespace"]);
         assert!(on(&["-replicaset"]).is_empty());
-        assert_eq!(on(&["*", "daemonset"]), IMPLEMENTED.to_vec());
+        assert_eq!(on(&["*", "statefulset"]), IMPLEMENTED.to_vec());
     }
 
     #[test]

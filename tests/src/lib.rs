@@ -5,5 +5,6 @@
 
 pub mod bench;
 pub mod fixture;
+pub mod hollow;
 pub mod table;
 pub mod wait;

@@ -1,6 +1,7 @@
 //! The controllers, one module each, and starting the enabled ones.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod garbagecollector;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub concurrent_rc_syncs: usize,
     /// Workers of the Deployment controller.
     pub concurrent_deployment_syncs: usize,
+    /// Workers of the DaemonSet controller.
+    pub concurrent_daemonset_syncs: usize,
     /// Workers of the Namespace controller.
     pub concurrent_namespace_syncs: usize,
     /// Workers of the garbage collector.
@@ -84,6 +87,16 @@ pub async fn run(
                     client,
                     metrics,
                     settings.concurrent_deployment_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "daemonset" => tasks.spawn(async move {
+                let r = daemonset::run(
+                    client,
+                    metrics,
+                    settings.concurrent_daemonset_syncs,
                     &identity,
                 )
                 .await;

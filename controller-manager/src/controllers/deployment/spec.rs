@@ -3,7 +3,8 @@
 //! `maxSurge` (rounded up) and `maxUnavailable` (rounded down).
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::intstr::scaled;
 
 /// `spec.replicas` (1 when unset, as the apiserver defaults it).
 pub fn replicas(d: &Deployment) -> i32 {
@@ -51,25 +52,6 @@ pub fn revision_history_limit(d: &Deployment) -> i32 {
         .as_ref()
         .and_then(|s| s.revision_history_limit)
         .unwrap_or(10)
-}
-
-/// An int or a percentage of `total`, rounded up or down.
-fn scaled(value: Option<&IntOrString>, default_percent: i32, total: i32, round_up: bool) -> i32 {
-    let percent = match value {
-        Some(IntOrString::Int(i)) => return *i,
-        Some(IntOrString::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse().ok()) {
-            Some(p) => p,
-            None => return s.parse().unwrap_or(0),
-        },
-        None => default_percent,
-    };
-    let product = i64::from(percent) * i64::from(total);
-    let value = if round_up {
-        (product + 99).div_euclid(100)
-    } else {
-        product.div_euclid(100)
-    };
-    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 /// Upstream's `ResolveFenceposts`: (maxSurge, maxUnavailable) for a

@@ -42,22 +42,21 @@ impl Expectations {
 
     /// About to create `n` pods.
     pub fn expect_creations(&self, key: &str, n: usize) {
-        self.lock().insert(
-            key.to_string(),
-            Expected {
-                adds: n as i64,
-                deletes: HashSet::new(),
-                set_at: Instant::now(),
-            },
-        );
+        self.expect(key, n, []);
     }
 
     /// About to delete these pods.
     pub fn expect_deletions(&self, key: &str, pods: impl IntoIterator<Item = String>) {
+        self.expect(key, 0, pods);
+    }
+
+    /// About to create `n` pods and delete `pods` in one step (upstream's
+    /// `SetExpectations`).
+    pub fn expect(&self, key: &str, n: usize, pods: impl IntoIterator<Item = String>) {
         self.lock().insert(
             key.to_string(),
             Expected {
-                adds: 0,
+                adds: n as i64,
                 deletes: pods.into_iter().collect(),
                 set_at: Instant::now(),
             },

@@ -8,10 +8,11 @@ pub(crate) mod claim;
 pub(crate) mod expectations;
 mod kind;
 mod manage;
+pub(crate) mod pod_control;
 pub(crate) mod pod_events;
 pub(crate) mod pods;
 mod ranking;
-mod status;
+pub(crate) mod status;
 
 use std::sync::{Arc, Mutex};
 

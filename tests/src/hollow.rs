@@ -1,0 +1,228 @@
+//! Hollow nodes for controller tests and the scale harness: one task plays
+//! the kubelet of many Nodes with no containers. It registers each Node
+//! (Ready, with capacity) and its Lease, renews the Leases, reports every
+//! pod bound to one of its nodes Running (and Ready unless its image names
+//! itself `never-ready`), and finishes graceful deletions as a kubelet
+//! does once containers stop. It never stands in for the real kubelet in a
+//! test that claims pods really run.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+/// Pods whose first container's image contains this stay not ready.
+pub const NEVER_READY: &str = "never-ready";
+
+/// How often Leases are renewed (the kubelet's default).
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// Status writes in flight at once.
+const IN_FLIGHT: usize = 32;
+
+/// The running hollow kubelet; stops when dropped.
+pub struct HollowNodes {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for HollowNodes {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// A Node named `name` with `labels` and `taints` (JSON arrays/objects as
+/// the API spells them), for [`HollowNodes::start`].
+pub fn node(name: &str, labels: Value, taints: Value) -> Result<Node> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": taints},
+    }))?)
+}
+
+impl HollowNodes {
+    /// Registers `nodes` and starts playing their kubelet. Needs a
+    /// multi-threaded runtime: a test blocked on a `kubectl` child process
+    /// must not stop the kubelets it waits for.
+    pub async fn start(client: kube::Client, nodes: Vec<Node>) -> Result<Self> {
+        if tokio::runtime::Handle::current().runtime_flavor()
+            != tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            anyhow::bail!("hollow nodes need #[tokio::test(flavor = \"multi_thread\")]");
+        }
+        let node_api: Api<Node> = Api::all(client.clone());
+        let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+        let mut names = BTreeSet::new();
+        for n in nodes {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            register(&node_api, &leases, n).await?;
+            names.insert(name);
+        }
+        let names = Arc::new(names);
+        let renewing = tokio::spawn(renew_leases(leases, names.clone()));
+        let kubelet = tokio::spawn(run_pods(client, names));
+        Ok(HollowNodes {
+            tasks: vec![renewing, kubelet],
+        })
+    }
+}
+
+async fn register(nodes: &Api<Node>, leases: &Api<Lease>, node: Node) -> Result<()> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    nodes.create(&PostParams::default(), &node).await?;
+    let t = now();
+    let status = json!({"status": {
+        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "1000"},
+        "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "1000"},
+        "addresses": [{"type": "InternalIP", "address": "10.255.0.1"}, {"type": "Hostname", "address": name}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t}],
+    }});
+    nodes
+        .patch_status(&name, &PatchParams::default(), &Patch::Strategic(status))
+        .await?;
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": t}}))?;
+    leases.create(&PostParams::default(), &lease).await?;
+    Ok(())
+}
+
+async fn renew_leases(leases: Api<Lease>, names: Arc<BTreeSet<String>>) {
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    loop {
+        tick.tick().await;
+        for name in names.iter() {
+            let patch = Patch::Merge(json!({"spec": {"renewTime": now()}}));
+            if let Err(e) = leases.patch(name, &PatchParams::default(), &patch).await {
+                eprintln!("hollow node {name}: renewing its lease failed: {e}");
+            }
+        }
+    }
+}
+
+/// What the hollow kubelet does about one pod, if anything.
+enum Action {
+    Run { ready: bool },
+    FinishDeletion,
+}
+
+fn action(pod: &Pod, names: &BTreeSet<String>) -> Option<Action> {
+    let spec = pod.spec.as_ref()?;
+    if !spec.node_name.as_ref().is_some_and(|n| names.contains(n)) {
+        return None;
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some(Action::FinishDeletion);
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Running" | "Succeeded" | "Failed")) {
+        return None;
+    }
+    let ready = !spec
+        .containers
+        .iter()
+        .any(|c| c.image.as_deref().unwrap_or_default().contains(NEVER_READY));
+    Some(Action::Run { ready })
+}
+
+async fn run_pods(client: kube::Client, names: Arc<BTreeSet<String>>) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let stream = watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let Ok(pod) = event else { continue };
+        let Some(act) = action(&pod, &names) else {
+            continue;
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = apply(client, &pod, act).await {
+                eprintln!(
+                    "hollow kubelet: pod {}: {e}",
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                );
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn apply(client: kube::Client, pod: &Pod, act: Action) -> Result<()> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client, ns);
+    match act {
+        Action::FinishDeletion => {
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Action::Run { ready } => {
+            let t = now();
+            let flag = if ready { "True" } else { "False" };
+            let containers: Vec<Value> = pod
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .map(|c| {
+                    json!({"name": c.name, "image": c.image, "imageID": "", "ready": ready,
+                        "restartCount": 0, "started": true, "state": {"running": {"startedAt": t}}})
+                })
+                .collect();
+            let status = json!({"status": {
+                "phase": "Running",
+                "hostIP": "10.255.0.1",
+                "podIP": "10.244.0.2",
+                "startTime": t,
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                    {"type": "ContainersReady", "status": flag, "lastTransitionTime": t},
+                    {"type": "Ready", "status": flag, "lastTransitionTime": t},
+                ],
+                "containerStatuses": containers,
+            }});
+            match api
+                .patch_status(name, &PatchParams::default(), &Patch::Strategic(status))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
