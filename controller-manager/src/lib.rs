@@ -6,6 +6,8 @@
 //! talks to the apiserver over HTTPS like any client, never to storage.
 
 pub mod controllers;
+pub mod hash;
+pub mod history;
 pub mod informer;
 pub mod metrics;
 pub mod options;

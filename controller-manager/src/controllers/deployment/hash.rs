@@ -6,32 +6,20 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
+use crate::hash::{FNV32_OFFSET, fnv32a, safe_encode};
+
 /// The label (and selector key) every ReplicaSet of a Deployment carries.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
-
-/// Upstream's `rand.SafeEncodeString` alphabet: no vowels, no confusables.
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn fnv32a(bytes: &[u8], mut hash: u32) -> u32 {
-    for b in bytes {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
 
 /// The hash of `template` with `collision_count` mixed in, as upstream's
 /// `ComputeHash` (a stable function of the template's content).
 pub fn compute(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let json = serde_json::to_vec(&canonical(template)).unwrap_or_default();
-    let mut hash = fnv32a(&json, 0x811c_9dc5);
+    let mut hash = fnv32a(&json, FNV32_OFFSET);
     if let Some(c) = collision_count {
         hash = fnv32a(&c.to_le_bytes(), hash);
     }
-    hash.to_string()
-        .bytes()
-        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
-        .collect()
+    safe_encode(hash)
 }
 
 /// The template as JSON without the hash label, nulls or empty
@@ -84,6 +72,7 @@ pub fn replica_set_name(deployment: &str, hash: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::ALPHABET;
     use serde_json::json;
 
     fn template(v: Value) -> PodTemplateSpec {
