@@ -18,6 +18,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
+    "statefulset",
     "ttl-after-finished",
 ];
 
@@ -34,7 +35,6 @@ const NOT_YET: &[&str] = &[
     "persistentvolume-binder",
     "resourcequota",
     "serviceaccount-token",
-    "statefulset",
     "tokencleaner",
     "ttl",
 ];
@@ -99,7 +99,8 @@ mod tests {
                 "-disruption",
                 "-job",
                 "-cronjob",
-                "-deployment"
+                "-deployment",
+                "-statefulset"
             ]),
             vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );

@@ -17,13 +17,16 @@ use serde_json::json;
 use super::kind::Replicated;
 use super::pods;
 
-/// The pods in `candidates` (active pods of the owner's namespace) that
-/// `owner` controls after adopting and releasing.
+/// The pods in `candidates` (pods of the owner's namespace) that `owner`
+/// controls after adopting and releasing. A pod belongs only if the
+/// selector and `member` (upstream's claim filters, e.g. a StatefulSet's
+/// `<set>-<ordinal>` names) both accept it.
 pub async fn claim<K: Replicated>(
     client: &kube::Client,
     owner: &K,
     selector: &Selector,
     candidates: Vec<Arc<Pod>>,
+    member: impl Fn(&Pod) -> bool,
 ) -> Result<Vec<Arc<Pod>>> {
     let meta = owner.meta();
     let uid = meta.uid.clone().unwrap_or_default();
@@ -35,7 +38,7 @@ pub async fn claim<K: Replicated>(
     let mut can_adopt: Option<bool> = None;
     for pod in candidates {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let matches = selector.matches(&labels);
+        let matches = selector.matches(&labels) && member(&pod);
         match pods::controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
                 if matches {
@@ -75,7 +78,7 @@ pub async fn claim<K: Replicated>(
 
 /// Upstream's `RecheckDeletionTimestamp`: adopt only if a fresh read shows
 /// the same owner (same uid) not being deleted, never on a stale cache.
-async fn still_current<K: Replicated>(client: &kube::Client, owner: &K) -> Result<bool> {
+pub async fn still_current<K: Replicated>(client: &kube::Client, owner: &K) -> Result<bool> {
     let meta = owner.meta();
     let api: Api<K> = Api::namespaced(
         client.clone(),

@@ -1,11 +1,13 @@
 //! What the ReplicaSet controller needs to know of the kind it manages, so
 //! one implementation serves ReplicaSets (`apps/v1`) and
-//! ReplicationControllers (`v1`), as upstream runs one over both.
+//! ReplicationControllers (`v1`), as upstream runs one over both. The
+//! StatefulSet controller implements it too, to share pod claiming and
+//! pod-event handling.
 
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -122,6 +124,35 @@ impl Replicated for ReplicationController {
 
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref()?.template.as_ref()
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.status).unwrap_or_default()
+    }
+}
+
+impl Replicated for StatefulSet {
+    const CONTROLLER: &'static str = "statefulset";
+    const EVENT_SOURCE: &'static str = "statefulset-controller";
+
+    fn selector(&self) -> Option<Selector> {
+        let ls = self.spec.as_ref()?.selector.clone();
+        Selector::try_from(ls).ok().and_then(non_empty)
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        Some(&self.spec.as_ref()?.template)
     }
 
     fn status_json(&self) -> serde_json::Value {

@@ -4,11 +4,11 @@
 //! from the template, adopt and release pods by selector, and report
 //! counts in `status`.
 
-mod claim;
+pub(crate) mod claim;
 pub(crate) mod expectations;
 mod kind;
 mod manage;
-mod pod_events;
+pub(crate) mod pod_events;
 pub(crate) mod pods;
 mod ranking;
 mod status;
@@ -108,7 +108,14 @@ async fn reconcile<K: Replicated>(shared: Arc<Shared<K>>, key: String) -> Outcom
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && pods::is_active(p))
         .collect();
-    let owned = claim::claim(&shared.client, owner.as_ref(), &selector, candidates).await?;
+    let owned = claim::claim(
+        &shared.client,
+        owner.as_ref(),
+        &selector,
+        candidates,
+        |_| true,
+    )
+    .await?;
     let failure = if needs_sync && owner.meta().deletion_timestamp.is_none() {
         manage::manage(
             &shared.client,
