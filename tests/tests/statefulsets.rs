@@ -572,3 +572,66 @@ async fn deleted_and_failed_pods_come_back_under_their_names() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn claims_follow_the_retention_policy_through_the_garbage_collector() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let (cm, _) = cp.start_controller_manager(&[
+        "--leader-elect=false",
+        "--controllers=statefulset,garbagecollector",
+    ])?;
+    let c = Cluster { cp, client, cm };
+    c.create(&manifest(
+        2,
+        json!({"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}),
+    ))?;
+    let set = c.roll_out(2).await?;
+    let set_uid = set.metadata.uid.clone().unwrap_or_default();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), "default");
+    let owners = |claim: &PersistentVolumeClaim| -> Vec<(String, String)> {
+        claim
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|r| (r.kind.clone(), r.uid.clone()))
+            .collect()
+    };
+    wait::until("the set to own its claims", CONVERGE, || async {
+        let a = claims.get("data-web-0").await.ok()?;
+        let b = claims.get("data-web-1").await.ok()?;
+        let want = vec![("StatefulSet".to_string(), set_uid.clone())];
+        (owners(&a) == want && owners(&b) == want).then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+
+    // Scaled down: the condemned pod's claim goes with it.
+    c.cp.kubectl(&["scale", "statefulset", "web", "--replicas=1"])?;
+    wait::until("data-web-1 to be collected", CONVERGE, || async {
+        claims
+            .get_opt("data-web-1")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    assert!(claims.get_opt("data-web-0").await?.is_some());
+
+    // Deleted: the remaining claims go with the set.
+    c.cp.kubectl(&["delete", "statefulset", "web"])?;
+    wait::until("data-web-0 to be collected", CONVERGE, || async {
+        claims
+            .get_opt("data-web-0")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .with_context(|| c.cm.log_tail())?;
+    Ok(())
+}
