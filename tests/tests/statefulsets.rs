@@ -313,9 +313,13 @@ async fn pods_are_created_in_order_with_their_claims_each_after_its_predecessor_
     // Upstream's event wording.
     let events = wait::until("SuccessfulCreate events", CONVERGE, || async {
         let out = c.cp.kubectl(&["get", "events", "-o", "json"]).ok()?;
+        // One event per pod and claim, not one folded series.
         let wanted = [
             "create Pod web-0 in StatefulSet web successful",
+            "create Pod web-1 in StatefulSet web successful",
+            "create Pod web-2 in StatefulSet web successful",
             "create Claim data-web-0 Pod web-0 in StatefulSet web success",
+            "create Claim data-web-2 Pod web-2 in StatefulSet web success",
         ];
         wanted.iter().all(|w| out.contains(w)).then_some(out)
     })

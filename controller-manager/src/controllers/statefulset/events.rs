@@ -15,6 +15,17 @@ pub struct Report<'a> {
     regarding: ObjectReference,
 }
 
+/// A reference to the pod or claim `name` in the set's namespace.
+fn related(kind: &str, name: &str, namespace: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    }
+}
+
 fn title(verb: &str) -> String {
     let mut c = verb.chars();
     c.next()
@@ -37,15 +48,18 @@ impl<'a> Report<'a> {
     /// or `FailedCreate` with the error (likewise `delete`, `update`).
     pub fn pod(&self, verb: &str, pod: &str, error: Option<&str>) {
         let (set, regarding) = (&self.set, self.regarding.clone());
+        let other = related("Pod", pod, &self.namespace);
         match error {
-            None => self.sink.normal(
+            None => self.sink.normal_related(
                 regarding,
+                other,
                 &format!("Successful{}", title(verb)),
                 &title(verb),
                 format!("{verb} Pod {pod} in StatefulSet {set} successful"),
             ),
-            Some(e) => self.sink.warning(
+            Some(e) => self.sink.warning_related(
                 regarding,
+                other,
                 &format!("Failed{}", title(verb)),
                 &title(verb),
                 format!("{verb} Pod {pod} in StatefulSet {set} failed error: {e}"),
@@ -57,15 +71,18 @@ impl<'a> Report<'a> {
     /// web success", or `FailedCreate` with the error.
     pub fn claim(&self, verb: &str, claim: &str, pod: &str, error: Option<&str>) {
         let (set, regarding) = (&self.set, self.regarding.clone());
+        let other = related("PersistentVolumeClaim", claim, &self.namespace);
         match error {
-            None => self.sink.normal(
+            None => self.sink.normal_related(
                 regarding,
+                other,
                 &format!("Successful{}", title(verb)),
                 &title(verb),
                 format!("{verb} Claim {claim} Pod {pod} in StatefulSet {set} success"),
             ),
-            Some(e) => self.sink.warning(
+            Some(e) => self.sink.warning_related(
                 regarding,
+                other,
                 &format!("Failed{}", title(verb)),
                 &title(verb),
                 format!(
@@ -78,16 +95,19 @@ impl<'a> Report<'a> {
     /// `RecreatingFailedPod` (Warning) or `RecreatingTerminatedPod`.
     pub fn recreating(&self, pod: &str, failed: bool) {
         let (ns, set, regarding) = (&self.namespace, &self.set, self.regarding.clone());
+        let other = related("Pod", pod, ns);
         if failed {
-            self.sink.warning(
+            self.sink.warning_related(
                 regarding,
+                other,
                 "RecreatingFailedPod",
                 "Recreate",
                 format!("StatefulSet {ns}/{set} is recreating failed Pod {pod}"),
             );
         } else {
-            self.sink.normal(
+            self.sink.normal_related(
                 regarding,
+                other,
                 "RecreatingTerminatedPod",
                 "Recreate",
                 format!("StatefulSet {ns}/{set} is recreating terminated Pod {pod}"),
