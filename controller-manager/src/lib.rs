@@ -54,6 +54,7 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_job_syncs: opts.concurrent_job_syncs,
         concurrent_cron_job_syncs: opts.concurrent_cron_job_syncs,
         concurrent_ttl_after_finished_syncs: opts.concurrent_ttl_after_finished_syncs,
+        concurrent_statefulset_syncs: opts.concurrent_statefulset_syncs,
     };
     let identity = election
         .as_ref()
@@ -112,6 +113,7 @@ mod tests {
             (opts.concurrent_job_syncs, opts.concurrent_cron_job_syncs),
             (5, 5)
         );
+        assert_eq!(opts.concurrent_statefulset_syncs, 5);
         assert_eq!(opts.controllers, vec!["*".to_string()]);
         let opts =
             Options::parse_from(["capstan-controller-manager", "--controllers=*,-namespace"]);

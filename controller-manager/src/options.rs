@@ -61,6 +61,9 @@ pub struct Options {
     /// Finished Jobs checked for expiry at once.
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: usize,
+    /// StatefulSets synced at once.
+    #[arg(long = "concurrent-statefulset-syncs", default_value_t = 5)]
+    pub concurrent_statefulset_syncs: usize,
     /// Leader election.
     #[command(flatten)]
     pub leader: LeaderElectionFlags,

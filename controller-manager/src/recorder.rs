@@ -28,17 +28,61 @@ impl EventSink {
 
     /// A Normal event about `regarding`.
     pub fn normal(&self, regarding: ObjectReference, reason: &str, action: &str, note: String) {
-        self.publish(regarding, EventType::Normal, reason, action, note);
+        self.publish(regarding, None, EventType::Normal, reason, action, note);
     }
 
     /// A Warning event about `regarding`.
     pub fn warning(&self, regarding: ObjectReference, reason: &str, action: &str, note: String) {
-        self.publish(regarding, EventType::Warning, reason, action, note);
+        self.publish(regarding, None, EventType::Warning, reason, action, note);
+    }
+
+    /// A Normal event about `regarding` acting on `related` (the pod a
+    /// StatefulSet created). kube's recorder folds events of one reason
+    /// about one object into a single series whatever their notes, unless
+    /// their related objects differ; this keeps one event per pod, as
+    /// upstream shows them.
+    pub fn normal_related(
+        &self,
+        regarding: ObjectReference,
+        related: ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(
+            regarding,
+            Some(related),
+            EventType::Normal,
+            reason,
+            action,
+            note,
+        );
+    }
+
+    /// A Warning event about `regarding` acting on `related` (see
+    /// [`EventSink::normal_related`]).
+    pub fn warning_related(
+        &self,
+        regarding: ObjectReference,
+        related: ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(
+            regarding,
+            Some(related),
+            EventType::Warning,
+            reason,
+            action,
+            note,
+        );
     }
 
     fn publish(
         &self,
         regarding: ObjectReference,
+        related: Option<ObjectReference>,
         type_: EventType,
         reason: &str,
         action: &str,
@@ -50,7 +94,7 @@ impl EventSink {
             reason: reason.to_string(),
             note: Some(note),
             action: action.to_string(),
-            secondary: None,
+            secondary: related,
         };
         tokio::spawn(async move {
             if let Err(e) = recorder.publish(&event, &regarding).await {

@@ -19,6 +19,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
+    "statefulset",
     "ttl-after-finished",
 ];
 
@@ -34,7 +35,6 @@ const NOT_YET: &[&str] = &[
     "persistentvolume-binder",
     "resourcequota",
     "serviceaccount-token",
-    "statefulset",
     "tokencleaner",
     "ttl",
 ];
@@ -100,7 +100,8 @@ mod tests {
                 "-job",
                 "-cronjob",
                 "-deployment",
-                "-daemonset"
+                "-daemonset",
+                "-statefulset"
             ]),
             vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );

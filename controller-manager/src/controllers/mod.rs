@@ -11,6 +11,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttl_after_finished;
 
 use anyhow::{Result, anyhow};
@@ -45,6 +46,8 @@ pub struct Settings {
     pub concurrent_cron_job_syncs: usize,
     /// Workers of the TTL-after-finished controller.
     pub concurrent_ttl_after_finished_syncs: usize,
+    /// Workers of the StatefulSet controller.
+    pub concurrent_statefulset_syncs: usize,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -97,6 +100,16 @@ pub async fn run(
                     client,
                     metrics,
                     settings.concurrent_daemonset_syncs,
+                    &identity,
+                )
+                .await;
+                (name, r)
+            }),
+            "statefulset" => tasks.spawn(async move {
+                let r = statefulset::run(
+                    client,
+                    metrics,
+                    settings.concurrent_statefulset_syncs,
                     &identity,
                 )
                 .await;

@@ -182,7 +182,7 @@ async fn reconcile(shared: Arc<Shared>, key: String) -> Outcome {
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
         .collect();
-    let owned = claim::claim(&shared.client, ds.as_ref(), &selector, candidates).await?;
+    let owned = claim::claim(&shared.client, ds.as_ref(), &selector, candidates, |_| true).await?;
     let node_pods = by_node(owned);
     let cached_revisions: Vec<Arc<ControllerRevision>> = shared
         .revisions

@@ -56,13 +56,16 @@ pub fn controller_ref<K: Owner>(owner: &K) -> Option<OwnerReference> {
     })
 }
 
-/// The pods in `candidates` (active pods of the owner's namespace) that
-/// `owner` controls after adopting and releasing.
+/// The pods in `candidates` (pods of the owner's namespace) that `owner`
+/// controls after adopting and releasing. A pod belongs only if the
+/// selector and `member` (upstream's claim filters, e.g. a StatefulSet's
+/// `<set>-<ordinal>` names) both accept it.
 pub async fn claim<K: Owner>(
     client: &kube::Client,
     owner: &K,
     selector: &Selector,
     candidates: Vec<Arc<Pod>>,
+    member: impl Fn(&Pod) -> bool,
 ) -> Result<Vec<Arc<Pod>>> {
     let meta = owner.meta();
     let uid = meta.uid.clone().unwrap_or_default();
@@ -74,7 +77,7 @@ pub async fn claim<K: Owner>(
     let mut can_adopt: Option<bool> = None;
     for pod in candidates {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let matches = selector.matches(&labels);
+        let matches = selector.matches(&labels) && member(&pod);
         match pods::controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
                 if matches {
@@ -114,7 +117,7 @@ pub async fn claim<K: Owner>(
 
 /// Upstream's `RecheckDeletionTimestamp`: adopt only if a fresh read shows
 /// the same owner (same uid) not being deleted, never on a stale cache.
-async fn still_current<K: Owner>(client: &kube::Client, owner: &K) -> Result<bool> {
+pub async fn still_current<K: Owner>(client: &kube::Client, owner: &K) -> Result<bool> {
     let meta = owner.meta();
     let api: Api<K> = Api::namespaced(
         client.clone(),

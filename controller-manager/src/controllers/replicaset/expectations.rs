@@ -63,6 +63,21 @@ impl Expectations {
         );
     }
 
+    /// Adds `adds` creations and `deletes` deletions to what is already
+    /// expected (upstream's `RaiseExpectations`), for controllers that
+    /// create and delete in one sync.
+    pub fn raise(&self, key: &str, adds: usize, deletes: impl IntoIterator<Item = String>) {
+        let mut map = self.lock();
+        let e = map.entry(key.to_string()).or_insert_with(|| Expected {
+            adds: 0,
+            deletes: HashSet::new(),
+            set_at: Instant::now(),
+        });
+        e.adds = e.adds.max(0) + adds as i64;
+        e.deletes.extend(deletes);
+        e.set_at = Instant::now();
+    }
+
     /// `n` expected creations happened or will never happen.
     pub fn creations_observed(&self, key: &str, n: usize) {
         if let Some(e) = self.lock().get_mut(key) {
@@ -103,5 +118,13 @@ mod tests {
         assert!(!e.satisfied("ns/rs"), "the same pod counts once");
         e.deletion_observed("ns/rs", "ns/b");
         assert!(e.satisfied("ns/rs"));
+        // Raised expectations add up.
+        e.raise("ns/ss", 1, ["ns/ss-0".to_string()]);
+        e.raise("ns/ss", 1, []);
+        e.creations_observed("ns/ss", 1);
+        e.deletion_observed("ns/ss", "ns/ss-0");
+        assert!(!e.satisfied("ns/ss"));
+        e.creations_observed("ns/ss", 1);
+        assert!(e.satisfied("ns/ss"));
     }
 }

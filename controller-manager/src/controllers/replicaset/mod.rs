@@ -109,7 +109,14 @@ async fn reconcile<K: Replicated>(shared: Arc<Shared<K>>, key: String) -> Outcom
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && pods::is_active(p))
         .collect();
-    let owned = claim::claim(&shared.client, owner.as_ref(), &selector, candidates).await?;
+    let owned = claim::claim(
+        &shared.client,
+        owner.as_ref(),
+        &selector,
+        candidates,
+        |_| true,
+    )
+    .await?;
     let failure = if needs_sync && owner.meta().deletion_timestamp.is_none() {
         manage::manage(
             &shared.client,
