@@ -52,7 +52,7 @@ pub async fn serve(
         return Err(ApiError::method_not_allowed(r.verb, &format!("pods/{sub}")));
     }
     let streaming = sub != "log";
-    if streaming && !client::wants_upgrade(req.headers()) {
+    if streaming && !capstan_component_base::relay::wants_upgrade(req.headers()) {
         return Err(ApiError::bad_request("Upgrade request required"));
     }
     let served = state.served.get();
