@@ -1,0 +1,72 @@
+//! Command-line flags, named as upstream's kubelet names them.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `capstan-kubelet` flags.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "capstan-kubelet",
+    version,
+    about = "The Capstan node agent: registers the Node and runs its pods on containerd through CRI"
+)]
+pub struct Options {
+    /// Kubeconfig with the apiserver's address and this node's credentials.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node's name instead of the machine's hostname.
+    #[arg(long = "hostname-override")]
+    pub hostname_override: Option<String>,
+    /// The node's InternalIP (detected from the default route when absent).
+    #[arg(long = "node-ip")]
+    pub node_ip: Option<String>,
+    /// The CRI socket: a path or a `unix://` URL.
+    #[arg(
+        long = "container-runtime-endpoint",
+        default_value = "unix:///run/containerd/containerd.sock"
+    )]
+    pub container_runtime_endpoint: String,
+    /// Where the kubelet keeps its files (pod volumes, state).
+    #[arg(long = "root-dir", default_value = "/var/lib/kubelet")]
+    pub root_dir: PathBuf,
+    /// Where pod log directories are created (upstream: /var/log/pods).
+    #[arg(long = "pod-log-dir", default_value = "/var/log/pods")]
+    pub pod_log_dir: PathBuf,
+    /// Directory of static pod manifests.
+    #[arg(long = "pod-manifest-path")]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// The most pods this node runs (its `pods` capacity).
+    #[arg(long = "max-pods", default_value_t = 110)]
+    pub max_pods: u32,
+    /// Labels to add when registering the Node (`k=v,k2=v2`).
+    #[arg(long = "node-labels", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+    /// Taints to register the Node with (`key=value:Effect,...`).
+    #[arg(long = "register-with-taints", value_delimiter = ',')]
+    pub register_with_taints: Vec<String>,
+    /// DNS server IPs for pods with dnsPolicy ClusterFirst.
+    #[arg(long = "cluster-dns", value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+    /// The cluster's DNS domain, searched by pods.
+    #[arg(long = "cluster-domain", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The kubelet's port, published in the Node's daemonEndpoints.
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// The pod CIDR used when the Node has no `spec.podCIDR`.
+    #[arg(long = "pod-cidr")]
+    pub pod_cidr: Option<String>,
+    /// The sandbox image (informational: containerd's config chooses it).
+    #[arg(long = "pod-infra-container-image")]
+    pub pod_infra_container_image: Option<String>,
+    /// cgroup parent of pod sandboxes (runtime default when absent).
+    #[arg(long = "cgroup-root")]
+    pub cgroup_root: Option<String>,
+    /// How often node status is checked (and written when changed).
+    #[arg(long = "node-status-update-frequency", default_value = "10s", value_parser = capstan_component_base::duration::parse_duration)]
+    pub node_status_update_frequency: std::time::Duration,
+    /// Longest time between node status writes even when nothing changed.
+    #[arg(long = "node-status-report-frequency", default_value = "5m", value_parser = capstan_component_base::duration::parse_duration)]
+    pub node_status_report_frequency: std::time::Duration,
+}

@@ -1,0 +1,135 @@
+//! Running the pods bound to this node. [`run`] watches pods with
+//! `spec.nodeName=<node>` and gives each pod uid its own worker
+//! ([`worker`]), fed the newest version of its pod; a pod gone from the API
+//! tells its worker to tear down. Sandboxes of pods that are not (or no
+//! longer) bound here — deleted while the kubelet was down, say — are
+//! removed at start and every [`ORPHAN_SWEEP`].
+
+pub mod backoff;
+pub mod container;
+pub mod env;
+pub mod images;
+pub mod sandbox;
+pub mod view;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+
+use crate::cri::labels;
+use worker::Context;
+
+/// How often sandboxes of unknown pods are looked for.
+pub const ORPHAN_SWEEP: Duration = Duration::from_secs(30);
+
+type Senders = HashMap<String, watch::Sender<Option<Arc<Pod>>>>;
+
+fn uid(pod: &Pod) -> Option<String> {
+    pod.metadata.uid.clone()
+}
+
+fn dispatch(ctx: &Arc<Context>, workers: &mut Senders, pod: Pod) {
+    let Some(id) = uid(&pod) else { return };
+    let pod = Arc::new(pod);
+    if let Some(tx) = workers.get(&id)
+        && tx.send(Some(pod.clone())).is_ok()
+    {
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod));
+    tokio::spawn(worker::run(ctx.clone(), id.clone(), rx));
+    workers.insert(id, tx);
+}
+
+fn gone(workers: &mut Senders, id: &str) {
+    if let Some(tx) = workers.get(id) {
+        let _ = tx.send(None);
+    }
+}
+
+/// Removes sandboxes whose pod uid is not in `known`.
+async fn sweep_orphans(ctx: Arc<Context>, known: HashSet<String>) {
+    let sandboxes = match ctx.cri.list_pod_sandboxes(HashMap::new()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("listing sandboxes for cleanup failed: {e:#}");
+            return;
+        }
+    };
+    for s in sandboxes {
+        let Some(owner) = s.labels.get(labels::POD_UID) else {
+            continue;
+        };
+        if known.contains(owner) {
+            continue;
+        }
+        tracing::info!(sandbox = %s.id, pod_uid = %owner, "removing the sandbox of a pod not bound to this node");
+        if let Err(e) = ctx.cri.stop_pod_sandbox(&s.id).await {
+            tracing::warn!(sandbox = %s.id, "stopping orphaned sandbox failed: {e:#}");
+            continue;
+        }
+        if let Err(e) = ctx.cri.remove_pod_sandbox(&s.id).await {
+            tracing::warn!(sandbox = %s.id, "removing orphaned sandbox failed: {e:#}");
+        }
+    }
+}
+
+/// Watches this node's pods and runs a worker per pod; never returns.
+pub async fn run(ctx: Arc<Context>, node_name: String) {
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let stream = watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut workers: Senders = HashMap::new();
+    let mut listed: Option<HashSet<String>> = None;
+    let mut synced = false;
+    let mut sweep = tokio::time::interval(ORPHAN_SWEEP);
+    loop {
+        tokio::select! {
+            event = stream.next() => {
+                let Some(event) = event else { return };
+                match event {
+                    Ok(watcher::Event::Apply(p)) => dispatch(&ctx, &mut workers, p),
+                    Ok(watcher::Event::Delete(p)) => {
+                        if let Some(id) = uid(&p) {
+                            gone(&mut workers, &id);
+                        }
+                    }
+                    Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                    Ok(watcher::Event::InitApply(p)) => {
+                        if let (Some(set), Some(id)) = (listed.as_mut(), uid(&p)) {
+                            set.insert(id);
+                        }
+                        dispatch(&ctx, &mut workers, p);
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        // Pods deleted while the watch was down.
+                        let present = listed.take().unwrap_or_default();
+                        for id in workers.keys().filter(|id| !present.contains(*id)).cloned().collect::<Vec<_>>() {
+                            gone(&mut workers, &id);
+                        }
+                        if !synced {
+                            synced = true;
+                            tokio::spawn(sweep_orphans(ctx.clone(), present));
+                        }
+                    }
+                    Err(e) => tracing::warn!("watching pods failed: {e}"),
+                }
+            }
+            _ = sweep.tick() => {
+                workers.retain(|_, tx| !tx.is_closed());
+                if synced {
+                    let known: HashSet<String> = workers.keys().cloned().collect();
+                    tokio::spawn(sweep_orphans(ctx.clone(), known));
+                }
+            }
+        }
+    }
+}
