@@ -6,3 +6,4 @@
 
 pub mod kubeconfig;
 pub mod pki;
+pub mod runtime;

@@ -1,0 +1,391 @@
+//! A private containerd: its own root, state, socket, runc root, CNI
+//! config directory and bridge under one directory, so several can run
+//! side by side with other containerds. The config follows the facts in
+//! RUNTIME-NOTES: `restrict_oom_score_adj = true` (root here may not lower
+//! an oom_score_adj), runc with cgroupfs (no systemd), the locally built
+//! pause image, CNI plugins from `/usr/lib/cni` and a `conf_template` that
+//! containerd renders once the kubelet hands it the pod CIDR.
+//!
+//! [`Containerd`] stops everything it started when dropped, also when a
+//! test fails: sandboxes removed through CRI (so CNI releases addresses and
+//! veths), leftover runc containers killed, containerd and its shims
+//! killed, mounts under its directory detached, its bridge deleted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The CNI network name in the rendered config.
+pub const CNI_NETWORK: &str = "capstan";
+
+/// How to set up one containerd.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Everything of this containerd lives under here.
+    pub dir: PathBuf,
+    /// The sandbox (pause) image, already imported or importable.
+    pub sandbox_image: String,
+    /// The Linux bridge pods attach to; unique per containerd, at most 15
+    /// characters.
+    pub bridge: String,
+}
+
+impl Options {
+    /// Options for a containerd under `dir` with a bridge name derived
+    /// from the directory, so two nodes never share a bridge.
+    pub fn new(dir: &Path, sandbox_image: &str) -> Self {
+        let mut h: u32 = 2166136261;
+        for b in dir.as_os_str().as_encoded_bytes() {
+            h = (h ^ u32::from(*b)).wrapping_mul(16777619);
+        }
+        Options {
+            dir: dir.to_path_buf(),
+            sandbox_image: sandbox_image.into(),
+            bridge: format!("cap{h:08x}"),
+        }
+    }
+
+    /// The CRI socket (`--container-runtime-endpoint`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn runc_root(&self) -> PathBuf {
+        self.dir.join("state").join("runc")
+    }
+
+    /// containerd's config (version 2, as 1.6 reads it).
+    pub fn config_toml(&self) -> String {
+        let d = self.dir.display();
+        let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+        format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+[{cri}]
+  sandbox_image = "{sandbox}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  netns_mounts_under_state_dir = true
+
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[{cri}.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+  Root = "{runc}"
+
+[{cri}.cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{d}/cni/net.d"
+  conf_template = "{d}/cni/template.json"
+
+[{cri}.registry]
+  config_path = "{d}/certs.d"
+"#,
+            sandbox = self.sandbox_image,
+            runc = self.runc_root().display(),
+        )
+    }
+
+    /// The CNI config template: bridge + host-local (addresses kept under
+    /// this containerd's state) + portmap; containerd adds loopback itself
+    /// and fills `{{.PodCIDR}}` from the kubelet's UpdateRuntimeConfig.
+    pub fn cni_template(&self) -> String {
+        format!(
+            r#"{{
+  "cniVersion": "0.4.0",
+  "name": "{CNI_NETWORK}",
+  "plugins": [
+    {{
+      "type": "bridge",
+      "bridge": "{bridge}",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {{
+        "type": "host-local",
+        "dataDir": "{ipam}",
+        "ranges": [[{{"subnet": "{{{{.PodCIDR}}}}"}}]],
+        "routes": [{{"dst": "0.0.0.0/0"}}]
+      }}
+    }},
+    {{"type": "portmap", "capabilities": {{"portMappings": true}}}}
+  ]
+}}
+"#,
+            bridge = self.bridge,
+            ipam = self.state().join("cni-ipam").display(),
+        )
+    }
+}
+
+/// A running private containerd; torn down on drop.
+pub struct Containerd {
+    opts: Options,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    /// Writes the config under `opts.dir` and starts containerd, waiting
+    /// until its CRI socket answers.
+    pub fn start(opts: Options) -> Result<Self> {
+        let cni = opts.dir.join("cni");
+        std::fs::create_dir_all(cni.join("net.d"))?;
+        std::fs::create_dir_all(opts.dir.join("certs.d"))?;
+        std::fs::write(cni.join("template.json"), opts.cni_template())?;
+        let config = opts.dir.join("containerd.toml");
+        std::fs::write(&config, opts.config_toml())?;
+        let log = std::fs::File::create(opts.dir.join("containerd.log"))?;
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting containerd")?;
+        let mut c = Containerd {
+            opts,
+            child: Some(child),
+        };
+        c.wait_ready()?;
+        Ok(c)
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The CRI socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.opts.socket()
+    }
+
+    /// The last lines of containerd's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.opts.dir.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!("--- containerd log ---\n{}", lines[from..].join("\n"))
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("containerd exited with {status}\n{}", self.log_tail());
+            }
+            let ok = Command::new("ctr")
+                .arg("-a")
+                .arg(self.socket())
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("containerd did not answer within 30s\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Removes every pod sandbox through CRI, so CNI tears the pod networks
+    /// down properly.
+    fn remove_sandboxes(&self) {
+        let socket = self.socket();
+        // Drop may run inside a test's runtime, where blocking on another
+        // runtime panics: use a thread of our own.
+        let joined = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let cri = capstan_kubelet::cri::Cri::connect(&socket.to_string_lossy())?;
+                let list = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    cri.list_pod_sandboxes(Default::default()),
+                )
+                .await??;
+                for s in list {
+                    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+                        let _ = cri.stop_pod_sandbox(&s.id).await;
+                        let _ = cri.remove_pod_sandbox(&s.id).await;
+                    })
+                    .await;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = joined {
+            eprintln!("containerd teardown: removing sandboxes: {e:#}");
+        }
+    }
+
+    /// Kills and deletes whatever runc still runs under our runc root.
+    fn kill_runc_containers(&self) {
+        let root = self.opts.runc_root();
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        for ns in entries.flatten() {
+            let out = Command::new("runc")
+                .arg("--root")
+                .arg(ns.path())
+                .args(["list", "-q"])
+                .output();
+            let Ok(out) = out else { continue };
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(ns.path())
+                    .args(["delete", "-f", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    /// Kills the shims started by this containerd (they outlive it); they
+    /// are the `containerd-shim-runc-v2` processes given our socket.
+    fn kill_shims(&self) {
+        let socket = self.socket();
+        let needle = socket.to_string_lossy().into_owned();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_shim = args
+                .first()
+                .is_some_and(|a| a.ends_with("containerd-shim-runc-v2"));
+            if is_shim && args.iter().any(|a| a == &needle) {
+                // SAFETY: kill(2) with a pid read from /proc; no memory is
+                // touched.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// Detaches every mount under our directory (deepest first).
+    fn unmount_all(&self) {
+        let dir = self.opts.dir.to_string_lossy().into_owned();
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let mut points: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .map(|m| m.replace("\\040", " "))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount")
+                .args(["-l", &p])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Stops everything; also done on drop.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.remove_sandboxes();
+        self.kill_runc_containers();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        self.kill_shims();
+        self.unmount_all();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.opts.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_private_paths_and_required_settings() {
+        let o = Options::new(Path::new("/tmp/x"), "localhost/pause:1");
+        let t = o.config_toml();
+        assert!(t.contains("restrict_oom_score_adj = true"));
+        assert!(t.contains(r#"address = "/tmp/x/containerd.sock""#));
+        assert!(t.contains(r#"sandbox_image = "localhost/pause:1""#));
+        assert!(t.contains("SystemdCgroup = false"));
+        assert!(o.bridge.len() <= 15);
+        let cni: serde_json::Value = serde_json::from_str(&o.cni_template()).unwrap();
+        assert_eq!(cni["plugins"][0]["bridge"], o.bridge.as_str());
+        assert_eq!(
+            cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
+            "{{.PodCIDR}}"
+        );
+    }
+}
