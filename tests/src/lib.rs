@@ -6,5 +6,6 @@
 pub mod bench;
 pub mod fixture;
 pub mod hollow;
+pub mod node;
 pub mod table;
 pub mod wait;

@@ -1,0 +1,237 @@
+//! The kubelet on a real containerd: node registration and heartbeat,
+//! pods with init containers and sidecars, environment from ConfigMaps,
+//! Secrets and the Downward API, CrashLoopBackOff, OOM kills, graceful
+//! deletion and adoption of running containers by a restarted kubelet.
+//! Needs root, containerd, runc, the CNI plugins and busybox-static.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use capstan_tests::fixture::ControlPlane;
+use capstan_tests::node::{BUSYBOX, Node};
+use capstan_tests::wait;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn create_pod(client: &kube::Client, spec: serde_json::Value) -> Result<Pod> {
+    let pod: Pod = serde_json::from_value(spec)?;
+    Ok(Api::<Pod>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &pod)
+        .await?)
+}
+
+/// Waits until `check` accepts the pod named `name`.
+async fn wait_pod<T>(
+    client: &kube::Client,
+    node: &Node,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Pod) -> Option<T>,
+) -> Result<T> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let out = wait::until(what, TIMEOUT, || {
+        let pods = pods.clone();
+        let check = &check;
+        async move { pods.get_opt(name).await.ok()?.as_ref().and_then(check) }
+    })
+    .await;
+    match out {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let pod = pods.get_opt(name).await.ok().flatten();
+            let status = pod.and_then(|p| serde_json::to_string_pretty(&p.status).ok());
+            anyhow::bail!(
+                "{e}\nstatus: {}\n{}",
+                status.unwrap_or_default(),
+                node.logs()
+            )
+        }
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or_default()
+}
+
+fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let s = p.status.as_ref()?;
+    s.container_statuses
+        .iter()
+        .flatten()
+        .chain(s.init_container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+fn condition(p: &Pod, kind: &str) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+async fn start(name: &str) -> Result<(ControlPlane, Node, kube::Client)> {
+    let cp = ControlPlane::start(&[]).await?;
+    let node = Node::start(&cp, name, &[]).await?;
+    let client = cp.client().await?;
+    node.wait_ready(&client).await?;
+    Ok((cp, node, client))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_registers_ready_with_real_capacity_and_renews_its_lease() -> Result<()> {
+    let (cp, node, client) = start("node-a").await?;
+    let n = node.wait_ready(&client).await?;
+    let status = n.status.clone().unwrap_or_default();
+    let cap = status.capacity.clone().unwrap_or_default();
+    let cpus = std::thread::available_parallelism()?.get().to_string();
+    assert_eq!(cap["cpu"].0, cpus);
+    assert_eq!(cap["pods"].0, "110");
+    assert!(cap["memory"].0.ends_with("Ki"));
+    assert!(cap.contains_key("ephemeral-storage"));
+    assert_eq!(status.allocatable, Some(cap.clone()));
+    let info = status.node_info.clone().unwrap_or_default();
+    assert!(
+        info.container_runtime_version
+            .starts_with("containerd://1.6"),
+        "{}",
+        info.container_runtime_version
+    );
+    assert_eq!(info.operating_system, "linux");
+    assert!(!info.kernel_version.is_empty());
+    let addrs: HashMap<String, String> = status
+        .addresses
+        .iter()
+        .flatten()
+        .map(|a| (a.type_.clone(), a.address.clone()))
+        .collect();
+    assert_eq!(addrs["InternalIP"], "127.0.0.1");
+    assert_eq!(addrs["Hostname"], "node-a");
+    let conds: HashMap<String, (String, String)> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.type_.clone(),
+                (c.status.clone(), c.reason.clone().unwrap_or_default()),
+            )
+        })
+        .collect();
+    assert_eq!(conds["Ready"], ("True".into(), "KubeletReady".into()));
+    assert_eq!(
+        conds["MemoryPressure"].1,
+        "KubeletHasSufficientMemory".to_string()
+    );
+    assert_eq!(conds["DiskPressure"].0, "False");
+    assert_eq!(conds["PIDPressure"].0, "False");
+    let labels = n.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels["kubernetes.io/hostname"], "node-a");
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = wait::until("the node lease", TIMEOUT, || {
+        let leases = leases.clone();
+        async move { leases.get_opt("node-a").await.ok()? }
+    })
+    .await?;
+    let spec = lease.spec.clone().unwrap_or_default();
+    assert_eq!(spec.holder_identity.as_deref(), Some("node-a"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let owner = &lease.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Node", "node-a")
+    );
+
+    let table = cp.kubectl(&["get", "nodes"])?;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("node-a"))
+        .unwrap_or_default();
+    assert!(row.split_whitespace().nth(1) == Some("Ready"), "{table}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
+    let (_cp, node, client) = start("node-b").await?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "nodeName": "node-b",
+                "initContainers": [{"name": "setup", "image": BUSYBOX,
+                    "command": ["sh", "-c", "echo initialized"]}],
+                "containers": [
+                    {"name": "one", "image": BUSYBOX, "command": ["sh", "-c", "echo one; exec sleep 3600"]},
+                    {"name": "two", "image": BUSYBOX, "command": ["sleep", "3600"]},
+                ],
+            },
+        }),
+    )
+    .await?;
+    let running = wait_pod(&client, &node, "web", "the pod to run", |p| {
+        (phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+            .then(|| p.clone())
+    })
+    .await?;
+    let status = running.status.clone().unwrap_or_default();
+    let ip = status.pod_ip.clone().unwrap_or_default();
+    let prefix = node.pod_cidr.trim_end_matches("0/24");
+    assert!(
+        ip.starts_with(prefix),
+        "pod IP {ip} not in {}",
+        node.pod_cidr
+    );
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert!(status.start_time.is_some());
+    let init = container(&running, "setup").cloned().unwrap_or_default();
+    let done = init.state.and_then(|s| s.terminated).unwrap_or_default();
+    assert_eq!(
+        (done.exit_code, done.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    assert!(
+        done.container_id
+            .unwrap_or_default()
+            .starts_with("containerd://")
+    );
+    for name in ["one", "two"] {
+        let c = container(&running, name).cloned().unwrap_or_default();
+        assert!(c.ready, "{name} not ready");
+        assert_eq!(c.restart_count, 0);
+        assert!(c.state.and_then(|s| s.running).is_some());
+        assert!(!c.image_id.is_empty());
+    }
+    for kind in [
+        "PodScheduled",
+        "Initialized",
+        "ContainersReady",
+        "PodReadyToStartContainers",
+    ] {
+        assert_eq!(condition(&running, kind).as_deref(), Some("True"), "{kind}");
+    }
+    assert!(
+        node.container_log(&pod, "setup", 0)
+            .contains("stdout F initialized")
+    );
+    let log = wait::until("container one's log", TIMEOUT, || async {
+        let l = node.container_log(&pod, "one", 0);
+        (!l.is_empty()).then_some(l)
+    })
+    .await?;
+    assert!(log.contains("stdout F one"), "{log}");
+    Ok(())
+}
