@@ -235,3 +235,274 @@ async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
     assert!(log.contains("stdout F one"), "{log}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> {
+    let (cp, node, client) = start("node-c").await?;
+    cp.kubectl(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=color=blue",
+        "--from-literal=size=large",
+    ])?;
+    cp.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=hunter2",
+    ])?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "envy", "labels": {"app": "envy"}},
+            "spec": {
+                "nodeName": "node-c",
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "main", "image": BUSYBOX,
+                    "command": ["sh", "-c", "env | sort; echo args: $0 $1", "$(GREETING)", "$(COLOR)"],
+                    "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                    "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+                    "env": [
+                        {"name": "GREETING", "value": "hello"},
+                        {"name": "MESSAGE", "value": "$(GREETING) world"},
+                        {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "color"}}},
+                        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                        {"name": "MEM_MI", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                    ],
+                }],
+            },
+        }),
+    )
+    .await?;
+    let done = wait_pod(&client, &node, "envy", "the pod to succeed", |p| {
+        (phase(p) == "Succeeded").then(|| p.clone())
+    })
+    .await?;
+    let ip = done
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default();
+    let log = node.container_log(&pod, "main", 0);
+    for line in [
+        "CM_color=blue",
+        "CM_size=large",
+        "COLOR=blue",
+        "GREETING=hello",
+        "MESSAGE=hello world",
+        "PASSWORD=hunter2",
+        "POD_NAME=envy",
+        "POD_NAMESPACE=default",
+        &format!("POD_IP={ip}"),
+        "NODE=node-c",
+        "APP=envy",
+        "MEM_MI=64",
+        "args: hello blue",
+    ] {
+        assert!(
+            log.contains(&format!("stdout F {line}\n")),
+            "{line} missing from\n{log}"
+        );
+    }
+    let main = container(&done, "main").cloned().unwrap_or_default();
+    let term = main.state.and_then(|s| s.terminated).unwrap_or_default();
+    assert_eq!(
+        (term.exit_code, term.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    assert_eq!(condition(&done, "Ready").as_deref(), Some("False"));
+
+    // A missing key keeps the container from being created, as upstream.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "missing"},
+            "spec": {"nodeName": "node-c", "containers": [{"name": "main", "image": BUSYBOX,
+                "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope"}}}]}]},
+        }),
+    )
+    .await?;
+    let waiting = wait_pod(
+        &client,
+        &node,
+        "missing",
+        "CreateContainerConfigError",
+        |p| {
+            let w = container(p, "main")?.state.clone()?.waiting?;
+            (w.reason.as_deref() == Some("CreateContainerConfigError")).then_some(w)
+        },
+    )
+    .await?;
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("couldn't find key nope in ConfigMap default/settings")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashing_container_goes_to_crash_loop_back_off() -> Result<()> {
+    let (cp, node, client) = start("node-d").await?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "crasher"},
+            "spec": {"nodeName": "node-d", "containers": [{"name": "c", "image": BUSYBOX,
+                "command": ["sh", "-c", "echo crashing; exit 2"]}]},
+        }),
+    )
+    .await?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let waiting = wait_pod(&client, &node, "crasher", "CrashLoopBackOff", |p| {
+        let c = container(p, "c")?;
+        let w = c.state.clone()?.waiting?;
+        (w.reason.as_deref() == Some("CrashLoopBackOff")).then(|| c.clone())
+    })
+    .await?;
+    let message = waiting
+        .state
+        .and_then(|s| s.waiting)
+        .and_then(|w| w.message)
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        format!("back-off 10s restarting failed container=c pod=crasher_default({uid})")
+    );
+    assert!(waiting.restart_count >= 1);
+    let last = waiting
+        .last_state
+        .and_then(|s| s.terminated)
+        .unwrap_or_default();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
+    // After the back-off it runs (and crashes) again, backing off longer.
+    let again = wait_pod(&client, &node, "crasher", "a second restart", |p| {
+        let c = container(p, "c")?;
+        let msg = c.state.clone()?.waiting?.message?;
+        (c.restart_count >= 2 && msg.starts_with("back-off 20s")).then_some(c.restart_count)
+    })
+    .await?;
+    assert!(again >= 2);
+    let table = cp.kubectl(&["get", "pods", "crasher"])?;
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_hog_is_oom_killed() -> Result<()> {
+    let (_cp, node, client) = start("node-e").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "hog"},
+            "spec": {"nodeName": "node-e", "restartPolicy": "Never", "containers": [{
+                "name": "hog", "image": BUSYBOX, "command": ["tail", "/dev/zero"],
+                "resources": {"limits": {"memory": "32Mi"}}}]},
+        }),
+    )
+    .await?;
+    let failed = wait_pod(&client, &node, "hog", "the pod to fail", |p| {
+        (phase(p) == "Failed").then(|| p.clone())
+    })
+    .await?;
+    let term = container(&failed, "hog")
+        .and_then(|c| c.state.clone())
+        .and_then(|s| s.terminated)
+        .unwrap_or_default();
+    assert_eq!(term.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(term.exit_code, 137);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_delete_stops_the_pod_and_removes_it() -> Result<()> {
+    let (_cp, node, client) = start("node-f").await?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "polite"},
+            "spec": {"nodeName": "node-f", "terminationGracePeriodSeconds": 30, "containers": [{
+                "name": "c", "image": BUSYBOX,
+                "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while true; do sleep 1; done"]}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "polite", "the pod to run", |p| {
+        (phase(p) == "Running").then_some(())
+    })
+    .await?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("polite", &DeleteParams::default()).await?;
+    wait::until("the pod to be gone from the API", TIMEOUT, || {
+        let pods = pods.clone();
+        async move { matches!(pods.get_opt("polite").await, Ok(None)).then_some(()) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    assert!(node.container_log(&pod, "c", 0).contains("got TERM"));
+    let left = node
+        .cri
+        .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+        .await?;
+    assert!(left.is_empty(), "sandboxes left: {left:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_kubelet_adopts_running_containers() -> Result<()> {
+    let (_cp, mut node, client) = start("node-g").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "steady"},
+            "spec": {"nodeName": "node-g", "containers": [{"name": "c", "image": BUSYBOX,
+                "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let before = wait_pod(&client, &node, "steady", "the pod to run", |p| {
+        let c = container(p, "c")?;
+        c.ready.then(|| c.clone())
+    })
+    .await?;
+    node.restart_kubelet()?;
+    // A pod created after the restart runs: the new kubelet is syncing.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "after"},
+            "spec": {"nodeName": "node-g", "containers": [{"name": "c", "image": BUSYBOX,
+                "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    wait_pod(
+        &client,
+        &node,
+        "after",
+        "a pod to run after the restart",
+        |p| (phase(p) == "Running").then_some(()),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let steady = pods.get("steady").await?;
+    let after = container(&steady, "c").cloned().unwrap_or_default();
+    assert_eq!(after.container_id, before.container_id);
+    assert_eq!(after.restart_count, 0);
+    assert!(after.ready);
+    let uid = steady.metadata.uid.clone().unwrap_or_default();
+    let sandboxes = node
+        .cri
+        .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+        .await?;
+    assert_eq!(sandboxes.len(), 1);
+    Ok(())
+}
