@@ -33,6 +33,10 @@ fn subresource_shape(
     match sub {
         "binding" => (&["create"], ("", "v1", "Binding")),
         "eviction" => (&["create"], ("policy", "v1", "Eviction")),
+        "log" => (&["get"], ("", "v1", "Pod")),
+        "exec" => (&["create", "get"], ("", "v1", "PodExecOptions")),
+        "attach" => (&["create", "get"], ("", "v1", "PodAttachOptions")),
+        "portforward" => (&["create", "get"], ("", "v1", "PodPortForwardOptions")),
         "finalize" => (&["update"], (info.group, info.version, info.kind)),
         "scale" => (&["get", "patch", "update"], ("autoscaling", "v1", "Scale")),
         _ => (

@@ -371,6 +371,36 @@ impl ApiError {
         e
     }
 
+    /// An error a backend (a node's kubelet) answered with, relayed as
+    /// upstream's `NewGenericServerResponse`: the backend's code, the
+    /// reason that code implies, and its body as the message.
+    pub fn from_backend(code: StatusCode, message: impl Into<String>, subject: Subject) -> Self {
+        let reason = match code.as_u16() {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            500 => "InternalError",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "Unknown",
+        };
+        let mut message = message.into();
+        if message.trim().is_empty() {
+            message = format!(
+                "the server responded with the status code {} but did not return more information",
+                code.as_u16()
+            );
+        }
+        let mut e = Self::new(code, reason, message.trim_end().to_string());
+        e.subject = Some(Box::new(subject));
+        e
+    }
+
     /// The `metav1.Status` JSON body.
     pub fn status_body(&self) -> Value {
         let mut details = serde_json::Map::new();

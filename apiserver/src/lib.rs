@@ -9,6 +9,7 @@ pub mod error;
 pub mod fieldmanager;
 pub mod fieldvalidation;
 pub mod handlers;
+pub mod kubeletproxy;
 pub mod metrics;
 pub mod negotiation;
 pub mod openapi;
@@ -155,6 +156,19 @@ pub async fn run(opts: options::Options) -> Result<()> {
         served: served::ServedCell::new(served::Served::render(registry)?),
         metrics: metrics::Metrics::new().context("registering metrics")?,
         backend,
+        kubelet: kubeletproxy::KubeletClient::new(
+            kubeletproxy::KubeletTls {
+                client_cert: opts
+                    .kubelet_client_certificate
+                    .as_deref()
+                    .zip(opts.kubelet_client_key.as_deref()),
+                certificate_authority: opts.kubelet_certificate_authority.as_deref(),
+            },
+            opts.kubelet_preferred_address_types.clone(),
+            opts.kubelet_port,
+            opts.kubelet_timeout,
+        )
+        .context("kubelet client TLS")?,
     });
     let mut delay = Duration::from_millis(100);
     while let Err(e) = ensure_system_objects(&state).await {

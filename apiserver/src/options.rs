@@ -47,4 +47,32 @@ pub struct Options {
     /// Range Service NodePorts are allocated from, `low-high`.
     #[arg(long = "service-node-port-range", default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// Certificate the apiserver presents to kubelets when it proxies
+    /// logs, exec, attach and port-forward; kubelets trust the cluster CA.
+    #[arg(long = "kubelet-client-certificate", requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    /// Key of `--kubelet-client-certificate`.
+    #[arg(long = "kubelet-client-key", requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<PathBuf>,
+    /// CA that signed kubelets' serving certificates. Without it their
+    /// certificates are not verified, as upstream (kubelets serve
+    /// self-signed certificates by default).
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+    /// Node address types to reach a kubelet at, in order of preference.
+    /// kubeadm's order: an IP first, since node host names need not
+    /// resolve on the apiserver's machine.
+    #[arg(
+        long = "kubelet-preferred-address-types",
+        value_delimiter = ',',
+        default_value = "InternalIP,ExternalIP,Hostname,InternalDNS,ExternalDNS"
+    )]
+    pub kubelet_preferred_address_types: Vec<String>,
+    /// Kubelet port used when a Node does not report its own
+    /// (`status.daemonEndpoints.kubeletEndpoint.Port`).
+    #[arg(long = "kubelet-port", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Time allowed to connect to a kubelet.
+    #[arg(long = "kubelet-timeout", default_value = "5s", value_parser = parse_duration)]
+    pub kubelet_timeout: Duration,
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod https;
 pub mod leader;
 pub mod logging;
+pub mod relay;
 pub mod tls;
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM), so every

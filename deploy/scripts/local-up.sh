@@ -29,7 +29,9 @@ echo $! >"$state/pids"
 target/release/capstan-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --secure-port "$port" \
   --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
-  --client-ca-file "$state/pki/ca.crt" >"$state/apiserver.log" 2>&1 &
+  --client-ca-file "$state/pki/ca.crt" \
+  --kubelet-client-certificate "$state/pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$state/pki/apiserver-kubelet-client.key" >"$state/apiserver.log" 2>&1 &
 echo $! >>"$state/pids"
 
 target/release/capstan-scheduler --kubeconfig "$state/pki/admin.kubeconfig" \

@@ -34,6 +34,11 @@ pub const APISERVER_KEY: &str = "apiserver.key";
 pub const ADMIN_CERT: &str = "admin.crt";
 /// File name of the admin client key.
 pub const ADMIN_KEY: &str = "admin.key";
+/// File name of the certificate the API server presents to kubelets
+/// (logs, exec, attach, port-forward), as kubeadm names it.
+pub const APISERVER_KUBELET_CLIENT_CERT: &str = "apiserver-kubelet-client.crt";
+/// File name of the key of [`APISERVER_KUBELET_CLIENT_CERT`].
+pub const APISERVER_KUBELET_CLIENT_KEY: &str = "apiserver-kubelet-client.key";
 /// File name of the admin kubeconfig (embeds the admin key, hence 0600).
 pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
@@ -41,6 +46,8 @@ pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 pub const CA_COMMON_NAME: &str = "capstan-ca";
 /// Subject CN of the API server certificate (matches kubeadm).
 pub const APISERVER_COMMON_NAME: &str = "kube-apiserver";
+/// Subject CN of the API server's kubelet client certificate (kubeadm's).
+pub const APISERVER_KUBELET_CLIENT_COMMON_NAME: &str = "kube-apiserver-kubelet-client";
 /// Admin user name: the client certificate CN and kubeconfig user name.
 pub const ADMIN_USER: &str = "kubernetes-admin";
 /// Admin group (certificate O); RBAC binds it to cluster-admin.
@@ -219,6 +226,19 @@ pub fn init(opts: &PkiOptions) -> anyhow::Result<InitReport> {
     )
     .context("issuing the admin client certificate")?;
 
+    let mut kubelet_client_dn = DistinguishedName::new();
+    kubelet_client_dn.push(DnType::OrganizationName, ADMIN_GROUP);
+    kubelet_client_dn.push(DnType::CommonName, APISERVER_KUBELET_CLIENT_COMMON_NAME);
+    let kubelet_client = issue_leaf(
+        &ca.issuer,
+        kubelet_client_dn,
+        Vec::new(),
+        ExtendedKeyUsagePurpose::ClientAuth,
+        not_before,
+        not_after,
+    )
+    .context("issuing the API server's kubelet client certificate")?;
+
     let kubeconfig = Kubeconfig::with_client_certificate(
         CLUSTER_NAME,
         &opts.server,
@@ -244,6 +264,16 @@ pub fn init(opts: &PkiOptions) -> anyhow::Result<InitReport> {
     write(APISERVER_KEY, &apiserver.key_pem, KEY_MODE)?;
     write(APISERVER_CERT, &apiserver.cert_pem, CERT_MODE)?;
     write(ADMIN_KEY, &admin.key_pem, KEY_MODE)?;
+    write(
+        APISERVER_KUBELET_CLIENT_KEY,
+        &kubelet_client.key_pem,
+        KEY_MODE,
+    )?;
+    write(
+        APISERVER_KUBELET_CLIENT_CERT,
+        &kubelet_client.cert_pem,
+        CERT_MODE,
+    )?;
     write(ADMIN_CERT, &admin.cert_pem, CERT_MODE)?;
     write(ADMIN_KUBECONFIG, &kubeconfig, KEY_MODE)?;
     // Make the renames durable.

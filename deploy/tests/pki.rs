@@ -158,10 +158,21 @@ fn admin_cert_identifies_kubernetes_admin_in_system_masters() {
 #[test]
 fn keys_and_kubeconfig_are_0600_and_certs_0644() {
     let (_tmp, dir) = fresh();
-    for key in ["ca.key", "apiserver.key", "admin.key", "admin.kubeconfig"] {
+    for key in [
+        "ca.key",
+        "apiserver.key",
+        "admin.key",
+        "admin.kubeconfig",
+        "apiserver-kubelet-client.key",
+    ] {
         assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
     }
-    for cert in ["ca.crt", "apiserver.crt", "admin.crt"] {
+    for cert in [
+        "ca.crt",
+        "apiserver.crt",
+        "admin.crt",
+        "apiserver-kubelet-client.crt",
+    ] {
         assert_eq!(mode(&dir.join(cert)), 0o644, "{cert}");
     }
     // No temporary files left behind.
@@ -176,6 +187,8 @@ fn keys_and_kubeconfig_are_0600_and_certs_0644() {
             "admin.crt",
             "admin.key",
             "admin.kubeconfig",
+            "apiserver-kubelet-client.crt",
+            "apiserver-kubelet-client.key",
             "apiserver.crt",
             "apiserver.key",
             "ca.crt",
@@ -322,8 +335,8 @@ fn cli_prints_one_line_per_file_written() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run();
-    assert_eq!(first.lines().filter(|l| l.starts_with("wrote ")).count(), 7);
-    assert_eq!(first.lines().count(), 7, "{first}");
+    assert_eq!(first.lines().filter(|l| l.starts_with("wrote ")).count(), 9);
+    assert_eq!(first.lines().count(), 9, "{first}");
     let apiserver_pem = pem(&tmp.path().join("apiserver.crt"));
     let names = sans(&apiserver_pem.parse_x509().unwrap());
     assert!(names.iter().any(|n| n == HOST_IP) && names.iter().any(|n| n == HOST_NAME));
@@ -331,7 +344,7 @@ fn cli_prints_one_line_per_file_written() {
     let second = run();
     assert_eq!(
         second.lines().filter(|l| l.starts_with("wrote ")).count(),
-        5
+        7
     );
     assert!(second.contains("reusing existing CA"), "{second}");
 }

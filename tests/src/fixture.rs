@@ -205,6 +205,10 @@ fn start_apiserver(dir: &Path, etcd: &str, port: u16, extra: &[String]) -> Resul
         .arg(pki.join("apiserver.key"))
         .arg("--client-ca-file")
         .arg(pki.join("ca.crt"))
+        .arg("--kubelet-client-certificate")
+        .arg(pki.join(pki::APISERVER_KUBELET_CLIENT_CERT))
+        .arg("--kubelet-client-key")
+        .arg(pki.join(pki::APISERVER_KUBELET_CLIENT_KEY))
         .args(extra)
         .env("RUST_LOG", "info");
     Process::spawn(

@@ -25,7 +25,17 @@ use crate::request_info::{RequestInfo, resolve};
 use crate::served::ServedCell;
 
 /// Subresource names that may appear as metric labels.
-const KNOWN_SUBRESOURCES: &[&str] = &["status", "binding", "eviction", "finalize", "scale"];
+const KNOWN_SUBRESOURCES: &[&str] = &[
+    "status",
+    "binding",
+    "eviction",
+    "finalize",
+    "scale",
+    "log",
+    "exec",
+    "attach",
+    "portforward",
+];
 
 /// Largest request body accepted, as upstream (3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -47,6 +57,8 @@ pub struct AppState {
     pub backend: Backend,
     /// Request metrics.
     pub metrics: Metrics,
+    /// How pod logs, exec, attach and port-forward reach kubelets.
+    pub kubelet: crate::kubeletproxy::KubeletClient,
 }
 
 /// Paths anyone may read without credentials, as upstream's

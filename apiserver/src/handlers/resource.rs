@@ -152,6 +152,12 @@ pub(super) async fn handle(
     if !info.namespaced && !r.namespace.is_empty() {
         return Err(ApiError::path_not_found());
     }
+    if info.group.is_empty()
+        && info.plural == "pods"
+        && crate::kubeletproxy::SUBRESOURCES.contains(&r.subresource.as_str())
+    {
+        return crate::kubeletproxy::serve(state, r, q, req).await;
+    }
     if info.namespaced && r.namespace.is_empty() {
         // Across all namespaces only list and watch exist, as upstream.
         match r.verb {

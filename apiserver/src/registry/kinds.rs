@@ -138,12 +138,15 @@ pub fn all() -> Vec<ResourceInfo> {
             .short(&["pv"])
             .subs(STATUS),
         ),
-        info::<core::Pod>(
-            row(s::PodStrategy)
-                .short(&["po"])
-                .all()
-                .subs(&["status", "binding", "eviction"]),
-        ),
+        info::<core::Pod>(row(s::PodStrategy).short(&["po"]).all().subs(&[
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "exec",
+            "attach",
+            "portforward",
+        ])),
         info::<core::ReplicationController>(
             row(s::Workload::replicated())
                 .short(&["rc"])
