@@ -7,11 +7,14 @@
 //! - [`pods`]: the pod watch, one worker per pod, sandbox and container
 //!   configs, environment, images, restart back-off.
 //! - [`status`]: the pod status computed from the runtime's view.
+//! - [`server`]: the HTTPS port the apiserver calls for logs, exec,
+//!   attach and port-forward.
 
 pub mod cri;
 pub mod node;
 pub mod options;
 pub mod pods;
+pub mod server;
 pub mod status;
 pub mod time;
 
@@ -82,10 +85,31 @@ pub async fn run(opts: Options) -> Result<()> {
         node_milli_cpu: (m.cpus * 1000) as i64,
         node_memory: m.memory_bytes as i64,
     });
+    let server_ctx = Arc::new(server::ServerContext {
+        client: ctx.client.clone(),
+        cri: ctx.cri.clone(),
+        node_name: name.clone(),
+    });
+    let settings = server::ServerSettings {
+        address: opts.address.clone(),
+        port: opts.port,
+        tls_cert: opts
+            .tls_cert_file
+            .clone()
+            .zip(opts.tls_private_key_file.clone()),
+        client_ca: opts.client_ca_file.clone(),
+        hosts: vec![name.clone(), ctx.node_ip.clone()],
+    };
+    let server_task = tokio::spawn(async move {
+        if let Err(e) = server::serve(server_ctx, settings, std::future::pending()).await {
+            tracing::error!("the kubelet API server stopped: {e:#}");
+        }
+    });
     let pods_task = tokio::spawn(pods::run(ctx, name));
     capstan_component_base::shutdown_signal().await;
     tracing::info!("shutting down; pods keep running and are adopted at the next start");
     node_task.abort();
     pods_task.abort();
+    server_task.abort();
     Ok(())
 }

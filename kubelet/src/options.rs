@@ -54,6 +54,20 @@ pub struct Options {
     /// The kubelet's port, published in the Node's daemonEndpoints.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
+    /// Address the kubelet's HTTPS port listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: String,
+    /// Serving certificate of the kubelet's port (self-signed when absent,
+    /// as upstream).
+    #[arg(long = "tls-cert-file", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Key of `--tls-cert-file`.
+    #[arg(long = "tls-private-key-file", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA that signs the client certificates (the apiserver's) allowed on
+    /// the kubelet's port; without it every request there is refused.
+    #[arg(long = "client-ca-file")]
+    pub client_ca_file: Option<PathBuf>,
     /// The pod CIDR used when the Node has no `spec.podCIDR`.
     #[arg(long = "pod-cidr")]
     pub pod_cidr: Option<String>,

@@ -73,6 +73,11 @@ impl Node {
             format!("--pod-log-dir={}", pod_log_dir.display()),
             format!("--pod-cidr={pod_cidr}"),
             format!("--port={}", free_port()?),
+            "--address=127.0.0.1".into(),
+            format!(
+                "--client-ca-file={}",
+                cp.dir.path().join("pki").join("ca.crt").display()
+            ),
             "--node-status-update-frequency=1s".into(),
         ];
         kubelet_args.extend(extra.iter().map(|s| s.to_string()));

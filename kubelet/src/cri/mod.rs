@@ -290,6 +290,48 @@ impl Cri {
         Ok((r.exit_code, r.stdout, r.stderr))
     }
 
+    /// A one-time URL on the runtime's streaming server for an exec
+    /// session (the client's connection is relayed there).
+    pub async fn exec_url(&self, req: cri::ExecRequest) -> Result<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .exec(req)
+            .await
+            .context("CRI Exec")?
+            .into_inner()
+            .url)
+    }
+
+    /// A one-time URL for attaching to a container's main process.
+    pub async fn attach_url(&self, req: cri::AttachRequest) -> Result<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .attach(req)
+            .await
+            .context("CRI Attach")?
+            .into_inner()
+            .url)
+    }
+
+    /// A one-time URL for forwarding ports into a sandbox's network
+    /// namespace (the ports are named by the client's streams).
+    pub async fn port_forward_url(&self, sandbox_id: &str) -> Result<String> {
+        let req = cri::PortForwardRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            port: Vec::new(),
+        };
+        Ok(self
+            .runtime
+            .clone()
+            .port_forward(req)
+            .await
+            .context("CRI PortForward")?
+            .into_inner()
+            .url)
+    }
+
     /// The image's id (`sha256:...`) if the runtime has it.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>> {
         let req = cri::ImageStatusRequest {
