@@ -506,3 +506,118 @@ async fn a_restarted_kubelet_adopts_running_containers() -> Result<()> {
     assert_eq!(sandboxes.len(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sidecars_host_network_and_pull_policy_never() -> Result<()> {
+    let (_cp, node, client) = start("node-h").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "sidecar"},
+            "spec": {
+                "nodeName": "node-h",
+                "initContainers": [
+                    {"name": "proxy", "image": BUSYBOX, "restartPolicy": "Always", "command": ["sleep", "3600"]},
+                    {"name": "setup", "image": BUSYBOX, "command": ["true"]},
+                ],
+                "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}],
+            },
+        }),
+    )
+    .await?;
+    let running = wait_pod(
+        &client,
+        &node,
+        "sidecar",
+        "the pod with a sidecar to be ready",
+        |p| (condition(p, "Ready").as_deref() == Some("True")).then(|| p.clone()),
+    )
+    .await?;
+    let proxy = container(&running, "proxy").cloned().unwrap_or_default();
+    assert!(
+        proxy.state.and_then(|s| s.running).is_some(),
+        "the sidecar keeps running"
+    );
+    assert!(proxy.ready);
+    assert_eq!(phase(&running), "Running");
+
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "hostnet"},
+            "spec": {"nodeName": "node-h", "hostNetwork": true,
+                "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let ip = wait_pod(
+        &client,
+        &node,
+        "hostnet",
+        "the host-network pod to run",
+        |p| (phase(p) == "Running").then(|| p.status.as_ref()?.pod_ip.clone())?,
+    )
+    .await?;
+    assert_eq!(ip, "127.0.0.1");
+
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "absent"},
+            "spec": {"nodeName": "node-h", "containers": [{"name": "c",
+                "image": "localhost/capstan/absent:1", "imagePullPolicy": "Never"}]},
+        }),
+    )
+    .await?;
+    let waiting = wait_pod(&client, &node, "absent", "ErrImageNeverPull", |p| {
+        let w = container(p, "c")?.state.clone()?.waiting?;
+        (w.reason.as_deref() == Some("ErrImageNeverPull")).then_some(w)
+    })
+    .await?;
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some(
+            "Container image \"localhost/capstan/absent:1\" is not present with pull policy of Never"
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandboxes_of_pods_deleted_while_the_kubelet_was_down_are_removed() -> Result<()> {
+    let (_cp, mut node, client) = start("node-i").await?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "forgotten"},
+            "spec": {"nodeName": "node-i", "containers": [{"name": "c", "image": BUSYBOX,
+                "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "forgotten", "the pod to run", |p| {
+        (phase(p) == "Running").then_some(())
+    })
+    .await?;
+    node.stop_kubelet();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("forgotten", &DeleteParams::default().grace_period(0))
+        .await?;
+    node.restart_kubelet()?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let cri = node.cri.clone();
+    wait::until("the orphaned sandbox to be removed", TIMEOUT, || {
+        let cri = cri.clone();
+        let uid = uid.clone();
+        async move {
+            let left = cri
+                .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+                .await
+                .ok()?;
+            left.is_empty().then_some(())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    Ok(())
+}

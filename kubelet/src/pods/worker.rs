@@ -297,7 +297,10 @@ impl Worker {
             .start(pod, c, attempt, sandbox_id, sandbox_config, facts)
             .await
         {
-            tracing::warn!(pod = %pod_name(pod), container = %c.name, %reason, "{message}");
+            let known = self.waiting.get(&c.name).is_some_and(|(r, _)| *r == reason);
+            if !known {
+                tracing::warn!(pod = %pod_name(pod), container = %c.name, %reason, "{message}");
+            }
             self.waiting.insert(c.name.clone(), (reason, message));
             return;
         }
@@ -443,7 +446,16 @@ impl Worker {
         if pod.status.as_ref() == Some(&status) || self.last_written.as_ref() == Some(&status) {
             return Ok(());
         }
-        let patch = json!({"status": status});
+        let mut patch = json!({"status": status});
+        // A strategic merge patch merges conditions by type: a reason or
+        // message that no longer applies must be removed explicitly.
+        if let Some(conds) = patch["status"]["conditions"].as_array_mut() {
+            for c in conds.iter_mut().filter_map(|c| c.as_object_mut()) {
+                for key in ["reason", "message"] {
+                    c.entry(key).or_insert(serde_json::Value::Null);
+                }
+            }
+        }
         match self
             .api(pod)
             .patch_status(
