@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 
+use crate::pods::probes::Outcome;
 use crate::pods::view::{self, PodView};
 use crate::time::from_cri_nanos;
 
@@ -38,6 +39,8 @@ pub struct Inputs<'a> {
     pub node_ip: &'a str,
     /// The runtime's name for container ids (`containerd`).
     pub runtime: &'a str,
+    /// Probe verdicts of running containers with probes, by name.
+    pub probes: &'a HashMap<String, Outcome>,
 }
 
 fn terminated(s: &cri::ContainerStatus, runtime: &str) -> ContainerStateTerminated {
@@ -108,8 +111,9 @@ fn container_status(c: &Container, inputs: &Inputs, default_reason: &str) -> Con
                 }),
                 ..Default::default()
             });
-            st.ready = true;
-            st.started = Some(true);
+            let probed = inputs.probes.get(&c.name);
+            st.ready = probed.is_none_or(|o| o.ready);
+            st.started = Some(probed.is_none_or(|o| o.started));
             st.last_state = previous
                 .filter(|p| view::state(p) == cri::ContainerState::ContainerExited)
                 .map(|p| ContainerState {

@@ -621,3 +621,108 @@ async fn sandboxes_of_pods_deleted_while_the_kubelet_was_down_are_removed() -> R
     .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
     Ok(())
 }
+
+/// Runs `cmd` in the running container `name` of pod `pod` through CRI.
+async fn exec(
+    node: &Node,
+    client: &kube::Client,
+    pod: &str,
+    name: &str,
+    cmd: &[&str],
+) -> Result<()> {
+    let p = Api::<Pod>::namespaced(client.clone(), "default")
+        .get(pod)
+        .await?;
+    let id = container(&p, name)
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_default();
+    let id = id.trim_start_matches("containerd://");
+    let (code, _, err) = node
+        .cri
+        .exec_sync(id, cmd.iter().map(|s| s.to_string()).collect(), 10)
+        .await?;
+    anyhow::ensure!(
+        code == 0,
+        "{cmd:?} exited {code}: {}",
+        String::from_utf8_lossy(&err)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_drive_readiness_and_restart_unhealthy_containers() -> Result<()> {
+    let (_cp, node, client) = start("node-j").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "probed"},
+            "spec": {"nodeName": "node-j", "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "gate", "image": BUSYBOX, "command": ["sleep", "3600"],
+                 "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 600},
+                 "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}},
+                {"name": "web", "image": BUSYBOX,
+                 "command": ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                 "ports": [{"name": "http", "containerPort": 8080}],
+                 "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+                 "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}},
+                {"name": "doomed", "image": BUSYBOX, "command": ["sleep", "3600"],
+                 "livenessProbe": {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1, "failureThreshold": 2}},
+            ]},
+        }),
+    )
+    .await?;
+    // The HTTP and TCP probes pass; the gate has not started yet.
+    wait_pod(
+        &client,
+        &node,
+        "probed",
+        "web to be ready and gate to wait for startup",
+        |p| {
+            let web = container(p, "web")?;
+            let gate = container(p, "gate")?;
+            let running = gate.state.as_ref()?.running.is_some();
+            (web.ready && running && gate.started == Some(false) && !gate.ready).then_some(())
+        },
+    )
+    .await?;
+    assert_eq!(
+        condition(
+            &Api::<Pod>::namespaced(client.clone(), "default")
+                .get("probed")
+                .await?,
+            "Ready"
+        )
+        .as_deref(),
+        Some("False")
+    );
+    exec(&node, &client, "probed", "gate", &["touch", "/tmp/started"]).await?;
+    wait_pod(
+        &client,
+        &node,
+        "probed",
+        "gate to start but not be ready",
+        |p| {
+            let gate = container(p, "gate")?;
+            (gate.started == Some(true) && !gate.ready).then_some(())
+        },
+    )
+    .await?;
+    exec(&node, &client, "probed", "gate", &["touch", "/tmp/ready"]).await?;
+    wait_pod(&client, &node, "probed", "gate to be ready", |p| {
+        container(p, "gate")?.ready.then_some(())
+    })
+    .await?;
+    exec(&node, &client, "probed", "gate", &["rm", "/tmp/ready"]).await?;
+    wait_pod(&client, &node, "probed", "gate to be unready again", |p| {
+        (!container(p, "gate")?.ready).then_some(())
+    })
+    .await?;
+    // The failing liveness probe restarts `doomed`; the others never restart.
+    let p = wait_pod(&client, &node, "probed", "doomed to be restarted", |p| {
+        (container(p, "doomed")?.restart_count >= 1).then(|| p.clone())
+    })
+    .await?;
+    assert_eq!(container(&p, "web").map(|c| c.restart_count), Some(0));
+    assert_eq!(container(&p, "gate").map(|c| c.restart_count), Some(0));
+    Ok(())
+}

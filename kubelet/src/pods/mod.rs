@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod container;
 pub mod env;
 pub mod images;
+pub mod probes;
 pub mod sandbox;
 pub mod view;
 pub mod worker;
