@@ -52,8 +52,21 @@ fn random_cidr() -> String {
 
 impl Node {
     /// Starts containerd (with the test images imported) and a kubelet
-    /// named `name` against `cp`, with `extra` kubelet flags.
+    /// named `name` against `cp`, with `extra` kubelet flags and a random
+    /// `--pod-cidr`.
     pub async fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_with(cp, name, extra, true).await
+    }
+
+    /// Like [`Node::start`]; without `--pod-cidr` when `pod_cidr_flag` is
+    /// false (the Node's `spec.podCIDR` must then be set), [`Node::pod_cidr`]
+    /// still holding a free range to set it to.
+    pub async fn start_with(
+        cp: &ControlPlane,
+        name: &str,
+        extra: &[&str],
+        pod_cidr_flag: bool,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("capstan-node-").tempdir()?;
         let opts = containerd::Options::new(&dir.path().join("rt"), images::PAUSE_IMAGE);
         let containerd = Containerd::start(opts)?;
@@ -71,10 +84,12 @@ impl Node {
             ),
             format!("--root-dir={}", dir.path().join("kubelet").display()),
             format!("--pod-log-dir={}", pod_log_dir.display()),
-            format!("--pod-cidr={pod_cidr}"),
             format!("--port={}", free_port()?),
             "--node-status-update-frequency=1s".into(),
         ];
+        if pod_cidr_flag {
+            kubelet_args.push(format!("--pod-cidr={pod_cidr}"));
+        }
         kubelet_args.extend(extra.iter().map(|s| s.to_string()));
         let mut node = Node {
             kubelet: None,

@@ -726,3 +726,54 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() -> Result<()>
     assert_eq!(container(&p, "gate").map(|c| c.restart_count), Some(0));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_is_not_ready_until_it_has_a_pod_cidr() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let node = Node::start_with(&cp, "node-k", &[], false).await?;
+    let client = cp.client().await?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let message = wait::until("the node to report its network not ready", TIMEOUT, || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt("node-k").await.ok()??;
+            let ready = n
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (ready.status == "False" && ready.reason.as_deref() == Some("KubeletNotReady"))
+                .then_some(ready.message.unwrap_or_default())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    assert!(
+        message.starts_with("container runtime network not ready: NetworkReady=false"),
+        "{message}"
+    );
+    let patch = json!({"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}});
+    nodes
+        .patch(
+            "node-k",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    node.wait_ready(&client).await?;
+    create_pod(
+        &client,
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-k", "containers": [
+            {"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}),
+    )
+    .await?;
+    let ip = wait_pod(&client, &node, "p", "the pod to run", |p| {
+        (phase(p) == "Running").then(|| p.status.as_ref()?.pod_ip.clone())?
+    })
+    .await?;
+    assert!(
+        ip.starts_with(node.pod_cidr.trim_end_matches("0/24")),
+        "{ip}"
+    );
+    Ok(())
+}
