@@ -35,6 +35,8 @@ pub struct Node {
     pub pod_cidr: String,
     /// Where pod logs are written (`--pod-log-dir`).
     pub pod_log_dir: PathBuf,
+    /// The static pod directory (`--pod-manifest-path`, read every second).
+    pub manifests: PathBuf,
     kubelet_args: Vec<String>,
     kubelet_log: PathBuf,
     dir: tempfile::TempDir,
@@ -74,6 +76,8 @@ impl Node {
         let cri = Cri::connect(&containerd.socket().to_string_lossy())?;
         let pod_cidr = random_cidr();
         let pod_log_dir = dir.path().join("pod-logs");
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir_all(&manifests)?;
         let mut kubelet_args: Vec<String> = vec![
             format!("--kubeconfig={}", cp.kubeconfig.display()),
             format!("--hostname-override={name}"),
@@ -86,6 +90,8 @@ impl Node {
             format!("--pod-log-dir={}", pod_log_dir.display()),
             format!("--port={}", free_port()?),
             "--node-status-update-frequency=1s".into(),
+            format!("--pod-manifest-path={}", manifests.display()),
+            "--file-check-frequency=1s".into(),
         ];
         if pod_cidr_flag {
             kubelet_args.push(format!("--pod-cidr={pod_cidr}"));
@@ -98,6 +104,7 @@ impl Node {
             name: name.into(),
             pod_cidr,
             pod_log_dir,
+            manifests,
             kubelet_args,
             kubelet_log: dir.path().join("kubelet.log"),
             dir,

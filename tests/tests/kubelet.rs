@@ -133,7 +133,13 @@ async fn node_registers_ready_with_real_capacity_and_renews_its_lease() -> Resul
         conds["MemoryPressure"].1,
         "KubeletHasSufficientMemory".to_string()
     );
-    assert_eq!(conds["DiskPressure"].0, "False");
+    // Pressure is the machine's real state (a nearly full disk reports
+    // DiskPressure, as upstream's nodefs.available<10% does).
+    let disk = match conds["DiskPressure"].0.as_str() {
+        "True" => "KubeletHasDiskPressure",
+        _ => "KubeletHasNoDiskPressure",
+    };
+    assert_eq!(conds["DiskPressure"].1, disk);
     assert_eq!(conds["PIDPressure"].0, "False");
     let labels = n.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["kubernetes.io/hostname"], "node-a");
@@ -775,5 +781,92 @@ async fn the_node_is_not_ready_until_it_has_a_pod_cidr() -> Result<()> {
         ip.starts_with(node.pod_cidr.trim_end_matches("0/24")),
         "{ip}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_pod_runs_and_is_mirrored_in_the_api() -> Result<()> {
+    let (cp, node, client) = start("node-l").await?;
+    let manifest = node.manifests.join("static-web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  labels:\n    tier: node\nspec:\n  containers:\n  - name: web\n    image: {BUSYBOX}\n    command: [sleep, \"3600\"]\n"
+        ),
+    )?;
+    let mirror = wait_pod(
+        &client,
+        &node,
+        "static-web-node-l",
+        "the mirror pod to run",
+        |p| {
+            (phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+                .then(|| p.clone())
+        },
+    )
+    .await?;
+    let annotations = mirror.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("kubernetes.io/config.source")
+            .map(String::as_str),
+        Some("file")
+    );
+    assert_eq!(
+        annotations.get("kubernetes.io/config.mirror"),
+        annotations.get("kubernetes.io/config.hash")
+    );
+    let owner = mirror.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        owner.first().map(|o| (o.kind.as_str(), o.name.as_str())),
+        Some(("Node", "node-l"))
+    );
+    let static_uid = annotations["kubernetes.io/config.hash"].clone();
+    let table = cp.kubectl(&["get", "pods", "static-web-node-l"])?;
+    assert!(table.contains("Running"), "{table}");
+
+    // A deleted mirror pod comes back; the static pod keeps running.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let first_uid = mirror.metadata.uid.clone();
+    pods.delete(
+        "static-web-node-l",
+        &DeleteParams::default().grace_period(0),
+    )
+    .await?;
+    let again = wait_pod(
+        &client,
+        &node,
+        "static-web-node-l",
+        "the mirror pod to come back",
+        |p| (p.metadata.uid != first_uid && phase(p) == "Running").then(|| p.clone()),
+    )
+    .await?;
+    let before = container(&mirror, "web").and_then(|c| c.container_id.clone());
+    assert_eq!(
+        container(&again, "web").and_then(|c| c.container_id.clone()),
+        before
+    );
+
+    // Removing the manifest stops the pod and deletes its mirror.
+    std::fs::remove_file(&manifest)?;
+    wait::until("the mirror pod to be deleted", TIMEOUT, || {
+        let pods = pods.clone();
+        async move { matches!(pods.get_opt("static-web-node-l").await, Ok(None)).then_some(()) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    let cri = node.cri.clone();
+    wait::until("the static pod's sandbox to be removed", TIMEOUT, || {
+        let cri = cri.clone();
+        let uid = static_uid.clone();
+        async move {
+            let left = cri
+                .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+                .await
+                .ok()?;
+            left.is_empty().then_some(())
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use super::env::{ApiSources, PodFacts};
 use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
 use super::view::{self, PodView};
-use super::{container, env, images, sandbox};
+use super::{container, env, images, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 
@@ -483,6 +483,22 @@ impl Worker {
     }
 
     async fn write_status(&mut self, pod: &Pod, view: &PodView) -> Result<()> {
+        // A static pod's status lives on its mirror pod.
+        let mirrored;
+        let pod = if static_pods::is_static(pod) {
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            match self.api(pod).get_opt(name).await? {
+                Some(m) if static_pods::is_mirror(&m) => {
+                    let mut p = pod.clone();
+                    p.status = m.status;
+                    mirrored = p;
+                    &mirrored
+                }
+                _ => return Ok(()),
+            }
+        } else {
+            pod
+        };
         let status = status::pod_status(
             pod,
             &Inputs {
