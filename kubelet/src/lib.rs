@@ -105,7 +105,18 @@ pub async fn run(opts: Options) -> Result<()> {
             tracing::error!("the kubelet API server stopped: {e:#}");
         }
     });
-    let pods_task = tokio::spawn(pods::run(ctx, name));
+    let statics = opts.pod_manifest_path.clone().map(|dir| {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(pods::static_pods::run(
+            dir,
+            name.clone(),
+            ctx.client.clone(),
+            opts.file_check_frequency,
+            tx,
+        ));
+        rx
+    });
+    let pods_task = tokio::spawn(pods::run(ctx, name, statics));
     capstan_component_base::shutdown_signal().await;
     tracing::info!("shutting down; pods keep running and are adopted at the next start");
     node_task.abort();

@@ -36,6 +36,9 @@ pub struct Options {
     /// Directory of static pod manifests.
     #[arg(long = "pod-manifest-path")]
     pub pod_manifest_path: Option<PathBuf>,
+    /// How often `--pod-manifest-path` is re-read.
+    #[arg(long = "file-check-frequency", default_value = "20s", value_parser = capstan_component_base::duration::parse_duration)]
+    pub file_check_frequency: std::time::Duration,
     /// The most pods this node runs (its `pods` capacity).
     #[arg(long = "max-pods", default_value_t = 110)]
     pub max_pods: u32,

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 
+use crate::pods::probes::Outcome;
 use crate::pods::view::{self, PodView};
 use crate::time::from_cri_nanos;
 
@@ -38,6 +39,8 @@ pub struct Inputs<'a> {
     pub node_ip: &'a str,
     /// The runtime's name for container ids (`containerd`).
     pub runtime: &'a str,
+    /// Probe verdicts of running containers with probes, by name.
+    pub probes: &'a HashMap<String, Outcome>,
 }
 
 fn terminated(s: &cri::ContainerStatus, runtime: &str) -> ContainerStateTerminated {
@@ -83,6 +86,7 @@ fn container_status(c: &Container, inputs: &Inputs, default_reason: &str) -> Con
         ready: false,
         restart_count: 0,
         started: Some(false),
+        last_state: Some(ContainerState::default()),
         state: Some(match recorded {
             Some((r, m)) => waiting(r, Some(m)),
             None => waiting(default_reason, None),
@@ -107,8 +111,9 @@ fn container_status(c: &Container, inputs: &Inputs, default_reason: &str) -> Con
                 }),
                 ..Default::default()
             });
-            st.ready = true;
-            st.started = Some(true);
+            let probed = inputs.probes.get(&c.name);
+            st.ready = probed.is_none_or(|o| o.ready);
+            st.started = Some(probed.is_none_or(|o| o.started));
             st.last_state = previous
                 .filter(|p| view::state(p) == cri::ContainerState::ContainerExited)
                 .map(|p| ContainerState {
@@ -284,6 +289,12 @@ pub fn pod_status(pod: &Pod, inputs: &Inputs) -> PodStatus {
         } else {
             is_terminated_ok(&s)
         };
+        // A regular init container is ready once it succeeded (upstream's
+        // prober manager); it never counts as started after it exited.
+        let mut s = s;
+        if !sidecar {
+            s.ready = done;
+        }
         if !done {
             initialized = false;
             pending_init.push(c.name.clone());
@@ -405,4 +416,94 @@ pub fn pod_status(pod: &Pod, inputs: &Inputs) -> PodStatus {
         status.qos_class = Some(crate::pods::container::qos_class(pod).into());
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(policy: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {"restartPolicy": policy, "containers": [{"name": "a"}, {"name": "b"}]}
+        }))
+        .unwrap()
+    }
+
+    fn st(v: serde_json::Value) -> ContainerStatus {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn running() -> ContainerStatus {
+        st(
+            json!({"name": "x", "image": "", "imageID": "", "ready": true, "restartCount": 0,
+            "state": {"running": {}}}),
+        )
+    }
+
+    fn exited(code: i32) -> ContainerStatus {
+        st(
+            json!({"name": "x", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": code}}}),
+        )
+    }
+
+    fn crash_looping() -> ContainerStatus {
+        st(
+            json!({"name": "x", "image": "", "imageID": "", "ready": false, "restartCount": 1,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1}}}),
+        )
+    }
+
+    fn creating() -> ContainerStatus {
+        st(
+            json!({"name": "x", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ContainerCreating"}}}),
+        )
+    }
+
+    #[test]
+    fn phase_follows_upstream_get_phase() {
+        assert_eq!(
+            phase(&pod("Always"), &[], &[running(), creating()]),
+            "Pending"
+        );
+        assert_eq!(
+            phase(&pod("Always"), &[], &[running(), crash_looping()]),
+            "Running"
+        );
+        assert_eq!(
+            phase(&pod("Always"), &[], &[exited(0), exited(0)]),
+            "Running"
+        );
+        assert_eq!(
+            phase(&pod("OnFailure"), &[], &[exited(0), exited(0)]),
+            "Succeeded"
+        );
+        assert_eq!(phase(&pod("Never"), &[], &[exited(0), exited(1)]), "Failed");
+        assert_eq!(
+            phase(&pod("OnFailure"), &[], &[exited(0), crash_looping()]),
+            "Running"
+        );
+        // Init containers: pending until they succeed; a failed one fails a
+        // Never pod and keeps others Pending.
+        assert_eq!(
+            phase(&pod("Always"), &[(false, running())], &[creating()]),
+            "Pending"
+        );
+        assert_eq!(
+            phase(&pod("Never"), &[(false, exited(1))], &[creating()]),
+            "Failed"
+        );
+        assert_eq!(
+            phase(&pod("Always"), &[(false, crash_looping())], &[creating()]),
+            "Pending"
+        );
+        assert_eq!(
+            phase(&pod("Always"), &[(true, running())], &[running()]),
+            "Running"
+        );
+    }
 }

@@ -35,6 +35,8 @@ pub struct Node {
     pub pod_cidr: String,
     /// Where pod logs are written (`--pod-log-dir`).
     pub pod_log_dir: PathBuf,
+    /// The static pod directory (`--pod-manifest-path`, read every second).
+    pub manifests: PathBuf,
     kubelet_args: Vec<String>,
     kubelet_log: PathBuf,
     dir: tempfile::TempDir,
@@ -52,8 +54,21 @@ fn random_cidr() -> String {
 
 impl Node {
     /// Starts containerd (with the test images imported) and a kubelet
-    /// named `name` against `cp`, with `extra` kubelet flags.
+    /// named `name` against `cp`, with `extra` kubelet flags and a random
+    /// `--pod-cidr`.
     pub async fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_with(cp, name, extra, true).await
+    }
+
+    /// Like [`Node::start`]; without `--pod-cidr` when `pod_cidr_flag` is
+    /// false (the Node's `spec.podCIDR` must then be set), [`Node::pod_cidr`]
+    /// still holding a free range to set it to.
+    pub async fn start_with(
+        cp: &ControlPlane,
+        name: &str,
+        extra: &[&str],
+        pod_cidr_flag: bool,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("capstan-node-").tempdir()?;
         let opts = containerd::Options::new(&dir.path().join("rt"), images::PAUSE_IMAGE);
         let containerd = Containerd::start(opts)?;
@@ -61,6 +76,8 @@ impl Node {
         let cri = Cri::connect(&containerd.socket().to_string_lossy())?;
         let pod_cidr = random_cidr();
         let pod_log_dir = dir.path().join("pod-logs");
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir_all(&manifests)?;
         let mut kubelet_args: Vec<String> = vec![
             format!("--kubeconfig={}", cp.kubeconfig.display()),
             format!("--hostname-override={name}"),
@@ -71,7 +88,6 @@ impl Node {
             ),
             format!("--root-dir={}", dir.path().join("kubelet").display()),
             format!("--pod-log-dir={}", pod_log_dir.display()),
-            format!("--pod-cidr={pod_cidr}"),
             format!("--port={}", free_port()?),
             "--address=127.0.0.1".into(),
             format!(
@@ -79,7 +95,12 @@ impl Node {
                 cp.dir.path().join("pki").join("ca.crt").display()
             ),
             "--node-status-update-frequency=1s".into(),
+            format!("--pod-manifest-path={}", manifests.display()),
+            "--file-check-frequency=1s".into(),
         ];
+        if pod_cidr_flag {
+            kubelet_args.push(format!("--pod-cidr={pod_cidr}"));
+        }
         kubelet_args.extend(extra.iter().map(|s| s.to_string()));
         let mut node = Node {
             kubelet: None,
@@ -88,6 +109,7 @@ impl Node {
             name: name.into(),
             pod_cidr,
             pod_log_dir,
+            manifests,
             kubelet_args,
             kubelet_log: dir.path().join("kubelet.log"),
             dir,

@@ -133,7 +133,13 @@ async fn node_registers_ready_with_real_capacity_and_renews_its_lease() -> Resul
         conds["MemoryPressure"].1,
         "KubeletHasSufficientMemory".to_string()
     );
-    assert_eq!(conds["DiskPressure"].0, "False");
+    // Pressure is the machine's real state (a nearly full disk reports
+    // DiskPressure, as upstream's nodefs.available<10% does).
+    let disk = match conds["DiskPressure"].0.as_str() {
+        "True" => "KubeletHasDiskPressure",
+        _ => "KubeletHasNoDiskPressure",
+    };
+    assert_eq!(conds["DiskPressure"].1, disk);
     assert_eq!(conds["PIDPressure"].0, "False");
     let labels = n.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["kubernetes.io/hostname"], "node-a");
@@ -504,5 +510,363 @@ async fn a_restarted_kubelet_adopts_running_containers() -> Result<()> {
         .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
         .await?;
     assert_eq!(sandboxes.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sidecars_host_network_and_pull_policy_never() -> Result<()> {
+    let (_cp, node, client) = start("node-h").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "sidecar"},
+            "spec": {
+                "nodeName": "node-h",
+                "initContainers": [
+                    {"name": "proxy", "image": BUSYBOX, "restartPolicy": "Always", "command": ["sleep", "3600"]},
+                    {"name": "setup", "image": BUSYBOX, "command": ["true"]},
+                ],
+                "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}],
+            },
+        }),
+    )
+    .await?;
+    let running = wait_pod(
+        &client,
+        &node,
+        "sidecar",
+        "the pod with a sidecar to be ready",
+        |p| (condition(p, "Ready").as_deref() == Some("True")).then(|| p.clone()),
+    )
+    .await?;
+    let proxy = container(&running, "proxy").cloned().unwrap_or_default();
+    assert!(
+        proxy.state.and_then(|s| s.running).is_some(),
+        "the sidecar keeps running"
+    );
+    assert!(proxy.ready);
+    assert_eq!(phase(&running), "Running");
+
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "hostnet"},
+            "spec": {"nodeName": "node-h", "hostNetwork": true,
+                "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let ip = wait_pod(
+        &client,
+        &node,
+        "hostnet",
+        "the host-network pod to run",
+        |p| (phase(p) == "Running").then(|| p.status.as_ref()?.pod_ip.clone())?,
+    )
+    .await?;
+    assert_eq!(ip, "127.0.0.1");
+
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "absent"},
+            "spec": {"nodeName": "node-h", "containers": [{"name": "c",
+                "image": "localhost/capstan/absent:1", "imagePullPolicy": "Never"}]},
+        }),
+    )
+    .await?;
+    let waiting = wait_pod(&client, &node, "absent", "ErrImageNeverPull", |p| {
+        let w = container(p, "c")?.state.clone()?.waiting?;
+        (w.reason.as_deref() == Some("ErrImageNeverPull")).then_some(w)
+    })
+    .await?;
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some(
+            "Container image \"localhost/capstan/absent:1\" is not present with pull policy of Never"
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandboxes_of_pods_deleted_while_the_kubelet_was_down_are_removed() -> Result<()> {
+    let (_cp, mut node, client) = start("node-i").await?;
+    let pod = create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "forgotten"},
+            "spec": {"nodeName": "node-i", "containers": [{"name": "c", "image": BUSYBOX,
+                "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "forgotten", "the pod to run", |p| {
+        (phase(p) == "Running").then_some(())
+    })
+    .await?;
+    node.stop_kubelet();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("forgotten", &DeleteParams::default().grace_period(0))
+        .await?;
+    node.restart_kubelet()?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let cri = node.cri.clone();
+    wait::until("the orphaned sandbox to be removed", TIMEOUT, || {
+        let cri = cri.clone();
+        let uid = uid.clone();
+        async move {
+            let left = cri
+                .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+                .await
+                .ok()?;
+            left.is_empty().then_some(())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    Ok(())
+}
+
+/// Runs `cmd` in the running container `name` of pod `pod` through CRI.
+async fn exec(
+    node: &Node,
+    client: &kube::Client,
+    pod: &str,
+    name: &str,
+    cmd: &[&str],
+) -> Result<()> {
+    let p = Api::<Pod>::namespaced(client.clone(), "default")
+        .get(pod)
+        .await?;
+    let id = container(&p, name)
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_default();
+    let id = id.trim_start_matches("containerd://");
+    let (code, _, err) = node
+        .cri
+        .exec_sync(id, cmd.iter().map(|s| s.to_string()).collect(), 10)
+        .await?;
+    anyhow::ensure!(
+        code == 0,
+        "{cmd:?} exited {code}: {}",
+        String::from_utf8_lossy(&err)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_drive_readiness_and_restart_unhealthy_containers() -> Result<()> {
+    let (_cp, node, client) = start("node-j").await?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "probed"},
+            "spec": {"nodeName": "node-j", "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "gate", "image": BUSYBOX, "command": ["sleep", "3600"],
+                 "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 600},
+                 "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}},
+                {"name": "web", "image": BUSYBOX,
+                 "command": ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                 "ports": [{"name": "http", "containerPort": 8080}],
+                 "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+                 "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}},
+                {"name": "doomed", "image": BUSYBOX, "command": ["sleep", "3600"],
+                 "livenessProbe": {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1, "failureThreshold": 2}},
+            ]},
+        }),
+    )
+    .await?;
+    // The HTTP and TCP probes pass; the gate has not started yet.
+    wait_pod(
+        &client,
+        &node,
+        "probed",
+        "web to be ready and gate to wait for startup",
+        |p| {
+            let web = container(p, "web")?;
+            let gate = container(p, "gate")?;
+            let running = gate.state.as_ref()?.running.is_some();
+            (web.ready && running && gate.started == Some(false) && !gate.ready).then_some(())
+        },
+    )
+    .await?;
+    assert_eq!(
+        condition(
+            &Api::<Pod>::namespaced(client.clone(), "default")
+                .get("probed")
+                .await?,
+            "Ready"
+        )
+        .as_deref(),
+        Some("False")
+    );
+    exec(&node, &client, "probed", "gate", &["touch", "/tmp/started"]).await?;
+    wait_pod(
+        &client,
+        &node,
+        "probed",
+        "gate to start but not be ready",
+        |p| {
+            let gate = container(p, "gate")?;
+            (gate.started == Some(true) && !gate.ready).then_some(())
+        },
+    )
+    .await?;
+    exec(&node, &client, "probed", "gate", &["touch", "/tmp/ready"]).await?;
+    wait_pod(&client, &node, "probed", "gate to be ready", |p| {
+        container(p, "gate")?.ready.then_some(())
+    })
+    .await?;
+    exec(&node, &client, "probed", "gate", &["rm", "/tmp/ready"]).await?;
+    wait_pod(&client, &node, "probed", "gate to be unready again", |p| {
+        (!container(p, "gate")?.ready).then_some(())
+    })
+    .await?;
+    // The failing liveness probe restarts `doomed`; the others never restart.
+    let p = wait_pod(&client, &node, "probed", "doomed to be restarted", |p| {
+        (container(p, "doomed")?.restart_count >= 1).then(|| p.clone())
+    })
+    .await?;
+    assert_eq!(container(&p, "web").map(|c| c.restart_count), Some(0));
+    assert_eq!(container(&p, "gate").map(|c| c.restart_count), Some(0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_is_not_ready_until_it_has_a_pod_cidr() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let node = Node::start_with(&cp, "node-k", &[], false).await?;
+    let client = cp.client().await?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let message = wait::until("the node to report its network not ready", TIMEOUT, || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt("node-k").await.ok()??;
+            let ready = n
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (ready.status == "False" && ready.reason.as_deref() == Some("KubeletNotReady"))
+                .then_some(ready.message.unwrap_or_default())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    assert!(
+        message.starts_with("container runtime network not ready: NetworkReady=false"),
+        "{message}"
+    );
+    let patch = json!({"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}});
+    nodes
+        .patch(
+            "node-k",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    node.wait_ready(&client).await?;
+    create_pod(
+        &client,
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-k", "containers": [
+            {"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}),
+    )
+    .await?;
+    let ip = wait_pod(&client, &node, "p", "the pod to run", |p| {
+        (phase(p) == "Running").then(|| p.status.as_ref()?.pod_ip.clone())?
+    })
+    .await?;
+    assert!(
+        ip.starts_with(node.pod_cidr.trim_end_matches("0/24")),
+        "{ip}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_pod_runs_and_is_mirrored_in_the_api() -> Result<()> {
+    let (cp, node, client) = start("node-l").await?;
+    let manifest = node.manifests.join("static-web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  labels:\n    tier: node\nspec:\n  containers:\n  - name: web\n    image: {BUSYBOX}\n    command: [sleep, \"3600\"]\n"
+        ),
+    )?;
+    let mirror = wait_pod(
+        &client,
+        &node,
+        "static-web-node-l",
+        "the mirror pod to run",
+        |p| {
+            (phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+                .then(|| p.clone())
+        },
+    )
+    .await?;
+    let annotations = mirror.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("kubernetes.io/config.source")
+            .map(String::as_str),
+        Some("file")
+    );
+    assert_eq!(
+        annotations.get("kubernetes.io/config.mirror"),
+        annotations.get("kubernetes.io/config.hash")
+    );
+    let owner = mirror.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        owner.first().map(|o| (o.kind.as_str(), o.name.as_str())),
+        Some(("Node", "node-l"))
+    );
+    let static_uid = annotations["kubernetes.io/config.hash"].clone();
+    let table = cp.kubectl(&["get", "pods", "static-web-node-l"])?;
+    assert!(table.contains("Running"), "{table}");
+
+    // A deleted mirror pod comes back; the static pod keeps running.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let first_uid = mirror.metadata.uid.clone();
+    pods.delete(
+        "static-web-node-l",
+        &DeleteParams::default().grace_period(0),
+    )
+    .await?;
+    let again = wait_pod(
+        &client,
+        &node,
+        "static-web-node-l",
+        "the mirror pod to come back",
+        |p| (p.metadata.uid != first_uid && phase(p) == "Running").then(|| p.clone()),
+    )
+    .await?;
+    let before = container(&mirror, "web").and_then(|c| c.container_id.clone());
+    assert_eq!(
+        container(&again, "web").and_then(|c| c.container_id.clone()),
+        before
+    );
+
+    // Removing the manifest stops the pod and deletes its mirror.
+    std::fs::remove_file(&manifest)?;
+    wait::until("the mirror pod to be deleted", TIMEOUT, || {
+        let pods = pods.clone();
+        async move { matches!(pods.get_opt("static-web-node-l").await, Ok(None)).then_some(()) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", node.logs()))?;
+    let cri = node.cri.clone();
+    wait::until("the static pod's sandbox to be removed", TIMEOUT, || {
+        let cri = cri.clone();
+        let uid = static_uid.clone();
+        async move {
+            let left = cri
+                .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
+                .await
+                .ok()?;
+            left.is_empty().then_some(())
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -9,7 +9,9 @@ pub mod backoff;
 pub mod container;
 pub mod env;
 pub mod images;
+pub mod probes;
 pub mod sandbox;
+pub mod static_pods;
 pub mod view;
 pub mod worker;
 
@@ -21,9 +23,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::cri::labels;
+use static_pods::SourceEvent;
 use worker::Context;
 
 /// How often sandboxes of unknown pods are looked for.
@@ -81,8 +84,14 @@ async fn sweep_orphans(ctx: Arc<Context>, known: HashSet<String>) {
     }
 }
 
-/// Watches this node's pods and runs a worker per pod; never returns.
-pub async fn run(ctx: Arc<Context>, node_name: String) {
+/// Watches this node's pods (and the static pods `statics` announces) and
+/// runs a worker per pod; never returns. Mirror pods in the API are the
+/// static pods' reflections, not pods to run.
+pub async fn run(
+    ctx: Arc<Context>,
+    node_name: String,
+    mut statics: Option<mpsc::Receiver<SourceEvent>>,
+) {
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let stream = watcher(api, config).default_backoff();
@@ -91,10 +100,34 @@ pub async fn run(ctx: Arc<Context>, node_name: String) {
     let mut listed: Option<HashSet<String>> = None;
     let mut synced = false;
     let mut sweep = tokio::time::interval(ORPHAN_SWEEP);
+    let mut static_uids: HashSet<String> = HashSet::new();
     loop {
+        let next_static = async {
+            match statics.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            event = next_static => match event {
+                Some(SourceEvent::Upsert(p)) => {
+                    static_uids.extend(uid(&p));
+                    dispatch(&ctx, &mut workers, *p);
+                }
+                Some(SourceEvent::Remove(id)) => {
+                    static_uids.remove(&id);
+                    gone(&mut workers, &id);
+                }
+                None => statics = None,
+            },
             event = stream.next() => {
                 let Some(event) = event else { return };
+                let mirror = matches!(&event,
+                    Ok(watcher::Event::Apply(p) | watcher::Event::Delete(p) | watcher::Event::InitApply(p))
+                        if static_pods::is_mirror(p));
+                if mirror {
+                    continue;
+                }
                 match event {
                     Ok(watcher::Event::Apply(p)) => dispatch(&ctx, &mut workers, p),
                     Ok(watcher::Event::Delete(p)) => {
@@ -111,7 +144,8 @@ pub async fn run(ctx: Arc<Context>, node_name: String) {
                     }
                     Ok(watcher::Event::InitDone) => {
                         // Pods deleted while the watch was down.
-                        let present = listed.take().unwrap_or_default();
+                        let mut present = listed.take().unwrap_or_default();
+                        present.extend(static_uids.iter().cloned());
                         for id in workers.keys().filter(|id| !present.contains(*id)).cloned().collect::<Vec<_>>() {
                             gone(&mut workers, &id);
                         }

@@ -6,7 +6,7 @@
 //! When the pod is being deleted it stops everything with the grace
 //! period and removes the pod from the API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::env::{ApiSources, PodFacts};
+use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
 use super::view::{self, PodView};
-use super::{container, env, images, sandbox};
+use super::{container, env, images, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 
@@ -87,6 +88,9 @@ struct Worker {
     image_failed_at: HashMap<String, i64>,
     waiting: Waiting,
     last_written: Option<PodStatus>,
+    prober: Prober,
+    probes: HashMap<String, Outcome>,
+    killing: HashSet<String>,
 }
 
 /// Runs the worker of the pod with `uid` until the pod is gone and cleaned
@@ -101,6 +105,9 @@ pub async fn run(ctx: Arc<Context>, uid: String, mut rx: watch::Receiver<Option<
         image_failed_at: HashMap::new(),
         waiting: Waiting::new(),
         last_written: None,
+        prober: Prober::default(),
+        probes: HashMap::new(),
+        killing: HashSet::new(),
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -246,7 +253,49 @@ impl Worker {
             }
         }
         let view = PodView::observe(&cri, &self.uid).await?;
+        let pod_ip = facts.pod_ips.first().cloned().unwrap_or_default();
+        self.probe(pod, &view, &pod_ip).await;
         self.write_status(pod, &view).await
+    }
+
+    /// Runs the due probes of every running container; a container that
+    /// failed liveness or startup is stopped (in the background, with the
+    /// pod's grace period) and restarted by a later sync.
+    async fn probe(&mut self, pod: &Pod, view: &PodView, pod_ip: &str) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+        let all = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| is_sidecar(c))
+            .chain(spec.containers.iter());
+        self.probes.clear();
+        for c in all {
+            let has = c.startup_probe.is_some()
+                || c.liveness_probe.is_some()
+                || c.readiness_probe.is_some();
+            let Some(s) = view.latest(&c.name) else {
+                continue;
+            };
+            if !has || view::state(s) != cri::ContainerState::ContainerRunning {
+                continue;
+            }
+            let outcome = self.prober.check(&self.ctx.cri, c, s, pod_ip).await;
+            if let Some(message) = &outcome.kill
+                && self.killing.insert(s.id.clone())
+            {
+                tracing::info!(pod = %pod_name(pod), container = %c.name, "{message}");
+                let cri = self.ctx.cri.clone();
+                let id = s.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = cri.stop_container(&id, grace).await {
+                        tracing::warn!(container_id = %id, "stopping an unhealthy container failed: {e:#}");
+                    }
+                });
+            }
+            self.probes.insert(c.name.clone(), outcome);
+        }
     }
 
     /// Starts `c` for the first time, or again after `latest` ended, once
@@ -297,7 +346,10 @@ impl Worker {
             .start(pod, c, attempt, sandbox_id, sandbox_config, facts)
             .await
         {
-            tracing::warn!(pod = %pod_name(pod), container = %c.name, %reason, "{message}");
+            let known = self.waiting.get(&c.name).is_some_and(|(r, _)| *r == reason);
+            if !known {
+                tracing::warn!(pod = %pod_name(pod), container = %c.name, %reason, "{message}");
+            }
             self.waiting.insert(c.name.clone(), (reason, message));
             return;
         }
@@ -431,6 +483,22 @@ impl Worker {
     }
 
     async fn write_status(&mut self, pod: &Pod, view: &PodView) -> Result<()> {
+        // A static pod's status lives on its mirror pod.
+        let mirrored;
+        let pod = if static_pods::is_static(pod) {
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            match self.api(pod).get_opt(name).await? {
+                Some(m) if static_pods::is_mirror(&m) => {
+                    let mut p = pod.clone();
+                    p.status = m.status;
+                    mirrored = p;
+                    &mirrored
+                }
+                _ => return Ok(()),
+            }
+        } else {
+            pod
+        };
         let status = status::pod_status(
             pod,
             &Inputs {
@@ -438,12 +506,22 @@ impl Worker {
                 waiting: &self.waiting,
                 node_ip: &self.ctx.node_ip,
                 runtime: &self.ctx.runtime_name,
+                probes: &self.probes,
             },
         );
         if pod.status.as_ref() == Some(&status) || self.last_written.as_ref() == Some(&status) {
             return Ok(());
         }
-        let patch = json!({"status": status});
+        let mut patch = json!({"status": status});
+        // A strategic merge patch merges conditions by type: a reason or
+        // message that no longer applies must be removed explicitly.
+        if let Some(conds) = patch["status"]["conditions"].as_array_mut() {
+            for c in conds.iter_mut().filter_map(|c| c.as_object_mut()) {
+                for key in ["reason", "message"] {
+                    c.entry(key).or_insert(serde_json::Value::Null);
+                }
+            }
+        }
         match self
             .api(pod)
             .patch_status(
