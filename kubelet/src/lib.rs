@@ -7,6 +7,7 @@
 //! - [`pods`]: the pod watch, one worker per pod, sandbox and container
 //!   configs, environment, images, restart back-off.
 //! - [`status`]: the pod status computed from the runtime's view.
+//! - [`volumes`]: pod volumes on the node and the containers' mounts.
 //! - [`server`]: the HTTPS port the apiserver calls for logs, exec,
 //!   attach and port-forward.
 
@@ -17,6 +18,7 @@ pub mod pods;
 pub mod server;
 pub mod status;
 pub mod time;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +73,7 @@ pub async fn run(opts: Options) -> Result<()> {
     );
     let node_task = tokio::spawn(agent.run());
     let ctx = Arc::new(Context {
-        client,
+        client: client.clone(),
         cri,
         node_ip,
         runtime_name: version.runtime_name.clone(),
@@ -84,6 +86,7 @@ pub async fn run(opts: Options) -> Result<()> {
         },
         node_milli_cpu: (m.cpus * 1000) as i64,
         node_memory: m.memory_bytes as i64,
+        volumes: volumes::Volumes::new(client.clone(), &opts.root_dir, opts.sync_frequency),
     });
     let server_ctx = Arc::new(server::ServerContext {
         client: ctx.client.clone(),

@@ -57,6 +57,10 @@ pub struct Options {
     /// The kubelet's port, published in the Node's daemonEndpoints.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
+    /// How often pods' configMap, secret, downwardAPI and projected
+    /// volumes are rewritten from the API (upstream's default, 1m).
+    #[arg(long = "sync-frequency", default_value = "1m", value_parser = capstan_component_base::duration::parse_duration)]
+    pub sync_frequency: std::time::Duration,
     /// Address the kubelet's HTTPS port listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub address: String,

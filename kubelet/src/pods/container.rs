@@ -157,6 +157,7 @@ pub fn config(
     attempt: u32,
     env: Vec<(String, String)>,
     image: &str,
+    mounts: Vec<cri::Mount>,
     node_memory: i64,
 ) -> cri::ContainerConfig {
     let m = &pod.metadata;
@@ -208,6 +209,7 @@ pub fn config(
         labels: labels::container(&name, &namespace, &uid, &c.name),
         annotations,
         log_path: format!("{}/{attempt}.log", c.name),
+        mounts,
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
@@ -261,6 +263,7 @@ mod tests {
             3,
             vec![("GREETING".into(), "hi".into())],
             "busybox",
+            Vec::new(),
             0,
         );
         assert_eq!(cfg.command, vec!["sh", "-c", "echo hi"]);

@@ -25,6 +25,7 @@ use super::view::{self, PodView};
 use super::{container, env, images, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
+use crate::volumes::PodVolumes;
 
 /// How often a pod is re-synced without a change (upstream's PLEG
 /// relists every second).
@@ -48,6 +49,8 @@ pub struct Context {
     pub node_milli_cpu: i64,
     /// Allocatable memory in bytes.
     pub node_memory: i64,
+    /// The node's pod volumes.
+    pub volumes: crate::volumes::Volumes,
 }
 
 /// A Go-style duration (`10s`, `1m20s`, `5m0s`), as upstream prints
@@ -91,6 +94,7 @@ struct Worker {
     prober: Prober,
     probes: HashMap<String, Outcome>,
     killing: HashSet<String>,
+    volumes: PodVolumes,
 }
 
 /// Runs the worker of the pod with `uid` until the pod is gone and cleaned
@@ -108,6 +112,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, mut rx: watch::Receiver<Option<
         prober: Prober::default(),
         probes: HashMap::new(),
         killing: HashSet::new(),
+        volumes: PodVolumes::new(),
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -160,6 +165,21 @@ impl Worker {
             return Ok(());
         }
         let spec = pod.spec.clone().unwrap_or_default();
+        let volume_facts = PodFacts {
+            host_ip: self.ctx.node_ip.clone(),
+            node_milli_cpu: self.ctx.node_milli_cpu,
+            node_memory: self.ctx.node_memory,
+            ..Default::default()
+        };
+        match self.ctx.volumes.prepare(pod, &volume_facts).await {
+            Ok(v) => self.volumes = v,
+            Err(e) => {
+                // The pod waits in ContainerCreating until its volumes can
+                // be set up, as upstream's volume manager holds it.
+                self.write_status(pod, &view).await?;
+                anyhow::bail!("{}", e.0);
+            }
+        }
         if !view.sandbox.as_ref().is_some_and(|s| s.ready) {
             let attempt = view.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(0);
             if let Some(old) = &view.sandbox {
@@ -407,7 +427,9 @@ impl Worker {
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.0))?;
         let dir = std::path::Path::new(&sandbox_config.log_directory).join(&c.name);
         let _ = std::fs::create_dir_all(&dir);
-        let config = container::config(pod, c, attempt, env, &image, self.ctx.node_memory);
+        let mounts = crate::volumes::mounts(c, &self.volumes)
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let config = container::config(pod, c, attempt, env, &image, mounts, self.ctx.node_memory);
         let id = self
             .ctx
             .cri
@@ -457,6 +479,7 @@ impl Worker {
             self.ctx.cri.stop_pod_sandbox(id).await?;
             self.ctx.cri.remove_pod_sandbox(id).await?;
         }
+        self.ctx.volumes.cleanup(&self.uid);
         let Some(pod) = pod else {
             tracing::info!(pod_uid = %self.uid, "removed the sandbox of a pod no longer in the API");
             return Ok(());
