@@ -72,7 +72,13 @@ pub async fn run(opts: Options) -> Result<()> {
         opts.node_status_report_frequency,
     );
     let node_task = tokio::spawn(agent.run());
+    let events = capstan_component_base::events::EventSink::new(
+        client.clone(),
+        pods::events::COMPONENT,
+        &name,
+    );
     let ctx = Arc::new(Context {
+        events,
         client: client.clone(),
         cri,
         node_ip,

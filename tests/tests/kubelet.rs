@@ -398,6 +398,28 @@ async fn a_crashing_container_goes_to_crash_loop_back_off() -> Result<()> {
     assert!(again >= 2);
     let table = cp.kubectl(&["get", "pods", "crasher"])?;
     assert!(table.contains("CrashLoopBackOff"), "{table}");
+    // The kubelet's Events, as `kubectl describe` shows them.
+    let back_off = format!("Back-off restarting failed container c in pod crasher_default({uid})");
+    wait::until("the kubelet's events", TIMEOUT, || async {
+        let text = cp.kubectl(&["describe", "pod", "crasher"]).ok()?;
+        [
+            back_off.as_str(),
+            "Started container c",
+            "Created container: c",
+            "already present on machine",
+        ]
+        .iter()
+        .all(|m| text.contains(m))
+        .then_some(())
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n{}",
+            cp.kubectl(&["describe", "pod", "crasher"])
+                .unwrap_or_default()
+        )
+    })?;
     Ok(())
 }
 
@@ -730,6 +752,14 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() -> Result<()>
     .await?;
     assert_eq!(container(&p, "web").map(|c| c.restart_count), Some(0));
     assert_eq!(container(&p, "gate").map(|c| c.restart_count), Some(0));
+    let cp = &_cp;
+    wait::until("Unhealthy and Killing events", TIMEOUT, || async {
+        let text = cp.kubectl(&["describe", "pod", "probed"]).ok()?;
+        (text.contains("Liveness probe failed: Get \"http://")
+            && text.contains("Container doomed failed liveness probe, will be restarted"))
+        .then_some(())
+    })
+    .await?;
     Ok(())
 }
 

@@ -10,6 +10,9 @@ use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::api::Api;
 
+use capstan_component_base::events::EventSink;
+use k8s_openapi::api::core::v1::ObjectReference;
+
 use crate::cri::Cri;
 
 /// Why a container is waiting for its image: (reason, message) as
@@ -114,7 +117,8 @@ pub async fn auth_for(client: &kube::Client, pod: &Pod, image: &str) -> Option<c
     None
 }
 
-/// Makes sure the runtime has `c`'s image per its pull policy; returns the
+/// Makes sure the runtime has `c`'s image per its pull policy, with
+/// upstream's Pulling/Pulled/Failed Events about `regarding`; returns the
 /// image reference to create the container with.
 pub async fn ensure(
     cri: &Cri,
@@ -122,6 +126,8 @@ pub async fn ensure(
     pod: &Pod,
     c: &Container,
     sandbox_config: &cri::PodSandboxConfig,
+    events: &EventSink,
+    regarding: &ObjectReference,
 ) -> Result<String, ImageError> {
     let image = c.image.clone().unwrap_or_default();
     if image.is_empty() {
@@ -133,7 +139,15 @@ pub async fn ensure(
         .await
         .map_err(|e| ("ErrImagePull".to_string(), format!("{e:#}")))?;
     match (policy.as_str(), present) {
-        ("Never", Some(_)) | ("IfNotPresent", Some(_)) => return Ok(image),
+        ("Never", Some(_)) | ("IfNotPresent", Some(_)) => {
+            events.normal(
+                regarding.clone(),
+                "Pulled",
+                "PullImage",
+                format!("Container image {image:?} already present on machine"),
+            );
+            return Ok(image);
+        }
         ("Never", None) => {
             return Err((
                 "ErrImageNeverPull".into(),
@@ -143,15 +157,35 @@ pub async fn ensure(
         _ => {}
     }
     let auth = auth_for(client, pod, &image).await;
-    cri.pull_image(&image, auth, sandbox_config.clone())
-        .await
-        .map(|_| image.clone())
-        .map_err(|e| {
-            (
-                "ErrImagePull".into(),
-                format!("failed to pull and unpack image {image:?}: {e}"),
-            )
-        })
+    events.normal(
+        regarding.clone(),
+        "Pulling",
+        "PullImage",
+        format!("Pulling image {image:?}"),
+    );
+    let started = std::time::Instant::now();
+    match cri.pull_image(&image, auth, sandbox_config.clone()).await {
+        Ok(_) => {
+            let took = started.elapsed().as_secs_f64();
+            events.normal(
+                regarding.clone(),
+                "Pulled",
+                "PullImage",
+                format!("Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)"),
+            );
+            Ok(image)
+        }
+        Err(e) => {
+            let message = format!("failed to pull and unpack image {image:?}: {e}");
+            events.warning(
+                regarding.clone(),
+                "Failed",
+                "PullImage",
+                format!("Failed to pull image {image:?}: {message}"),
+            );
+            Err(("ErrImagePull".into(), message))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod container;
 pub mod env;
+pub mod events;
 pub mod images;
 pub mod probes;
 pub mod sandbox;

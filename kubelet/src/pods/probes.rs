@@ -33,9 +33,9 @@ pub enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Startup => "startup",
-            Kind::Liveness => "liveness",
-            Kind::Readiness => "readiness",
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
         }
     }
 }
@@ -59,6 +59,9 @@ pub struct Outcome {
     /// Upstream's message when liveness or startup failed and the
     /// container must be restarted.
     pub kill: Option<String>,
+    /// Probes that failed in this check (`Readiness probe failed: ...`),
+    /// for Unhealthy Events.
+    pub failures: Vec<String>,
 }
 
 /// Probe state of one pod's containers.
@@ -90,6 +93,7 @@ impl Prober {
             started: true,
             ready: true,
             kill: None,
+            failures: Vec::new(),
         };
         for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
             let Some(probe) = probe_of(c, kind) else {
@@ -116,7 +120,13 @@ impl Prober {
                 && state.last_run.is_none_or(|t| t.elapsed() >= period);
             if due {
                 state.last_run = Some(tokio::time::Instant::now());
-                let ok = run(cri, c, probe, &status.id, pod_ip).await;
+                let result = run(cri, c, probe, &status.id, pod_ip).await;
+                let ok = result.is_ok();
+                if let Err(detail) = result {
+                    outcome
+                        .failures
+                        .push(format!("{} probe failed: {detail}", kind.name()));
+                }
                 if ok {
                     state.successes += 1;
                     state.failures = 0;
@@ -180,30 +190,44 @@ fn port(c: &Container, p: &IntOrString) -> Option<u16> {
     }
 }
 
-/// Runs one probe once; true on success.
-async fn run(cri: &Cri, c: &Container, probe: &Probe, id: &str, pod_ip: &str) -> bool {
+/// Runs one probe once; the failure's description otherwise.
+async fn run(
+    cri: &Cri,
+    c: &Container,
+    probe: &Probe,
+    id: &str,
+    pod_ip: &str,
+) -> Result<(), String> {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     if let Some(exec) = &probe.exec {
         let cmd = exec.command.clone().unwrap_or_default();
         let call = cri.exec_sync(id, cmd, timeout.as_secs() as i64);
-        return matches!(
-            tokio::time::timeout(timeout + Duration::from_secs(1), call).await,
-            Ok(Ok((0, _, _)))
-        );
+        return match tokio::time::timeout(timeout + Duration::from_secs(1), call).await {
+            Ok(Ok((0, _, _))) => Ok(()),
+            Ok(Ok((code, out, err))) => Err(format!(
+                "command exited with {code}: {}{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            )
+            .trim_end()
+            .to_string()),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("command timed out after {}s", timeout.as_secs())),
+        };
     }
     if let Some(tcp) = &probe.tcp_socket {
         let host = tcp.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let Some(port) = port(c, &tcp.port) else {
-            return false;
-        };
+        let port = port(c, &tcp.port).ok_or("the probe names no port of the container")?;
         let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        return matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)));
+        return match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("dial tcp {host}:{port}: {e}")),
+            Err(_) => Err(format!("dial tcp {host}:{port}: i/o timeout")),
+        };
     }
     if let Some(http) = &probe.http_get {
         let host = http.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let Some(port) = port(c, &http.port) else {
-            return false;
-        };
+        let port = port(c, &http.port).ok_or("the probe names no port of the container")?;
         let path = http.path.clone().unwrap_or_else(|| "/".into());
         let mut headers = String::new();
         let mut host_header = format!("{host}:{port}");
@@ -224,18 +248,25 @@ async fn run(cri: &Cri, c: &Container, probe: &Probe, id: &str, pod_ip: &str) ->
             let n = conn.read(&mut head).await?;
             std::io::Result::Ok(String::from_utf8_lossy(&head[..n]).into_owned())
         };
-        let Ok(Ok(head)) = tokio::time::timeout(timeout, get).await else {
-            return false;
+        let url = format!("http://{host}:{port}{path}");
+        let head = match tokio::time::timeout(timeout, get).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => return Err(format!("Get {url:?}: {e}")),
+            Err(_) => return Err(format!("Get {url:?}: context deadline exceeded")),
         };
         let code: u16 = head
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        return (200..400).contains(&code);
+        return if (200..400).contains(&code) {
+            Ok(())
+        } else {
+            Err(format!("HTTP probe failed with statuscode: {code}"))
+        };
     }
     // A probe with no handler never fails (validation forbids it anyway).
-    true
+    Ok(())
 }
 
 #[cfg(test)]

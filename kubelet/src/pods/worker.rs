@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::env::{ApiSources, PodFacts};
+use super::events::{container_ref, pod_ref};
 use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
 use super::view::{self, PodView};
@@ -26,6 +27,7 @@ use super::{container, env, images, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 use crate::volumes::PodVolumes;
+use capstan_component_base::events::EventSink;
 
 /// How often a pod is re-synced without a change (upstream's PLEG
 /// relists every second).
@@ -51,6 +53,8 @@ pub struct Context {
     pub node_memory: i64,
     /// The node's pod volumes.
     pub volumes: crate::volumes::Volumes,
+    /// Where Events go (reported as `kubelet` from this node).
+    pub events: EventSink,
 }
 
 /// A Go-style duration (`10s`, `1m20s`, `5m0s`), as upstream prints
@@ -95,6 +99,7 @@ struct Worker {
     probes: HashMap<String, Outcome>,
     killing: HashSet<String>,
     volumes: PodVolumes,
+    sandbox_error: Option<String>,
 }
 
 /// Runs the worker of the pod with `uid` until the pod is gone and cleaned
@@ -113,6 +118,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, mut rx: watch::Receiver<Option<
         probes: HashMap::new(),
         killing: HashSet::new(),
         volumes: PodVolumes::new(),
+        sandbox_error: None,
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -159,7 +165,7 @@ impl Worker {
         if matches!(phase, Some("Succeeded" | "Failed")) {
             // A finished pod runs nothing; its containers stay for logs.
             if let Some(s) = view.sandbox.as_ref().filter(|s| s.ready) {
-                self.stop_containers(&view, 0).await;
+                self.stop_containers(pod, &view, 0).await;
                 cri.stop_pod_sandbox(&s.id).await?;
             }
             return Ok(());
@@ -184,15 +190,32 @@ impl Worker {
             let attempt = view.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(0);
             if let Some(old) = &view.sandbox {
                 tracing::info!(pod = %pod_name(pod), "pod sandbox changed, it will be killed and re-created");
-                self.stop_containers(&view, 0).await;
+                self.ctx.events.normal(
+                    pod_ref(pod),
+                    "SandboxChanged",
+                    "SyncPod",
+                    "Pod sandbox changed, it will be killed and re-created.".into(),
+                );
+                self.stop_containers(pod, &view, 0).await;
                 cri.stop_pod_sandbox(&old.id).await?;
             }
             let config = sandbox::config(pod, attempt, &self.ctx.sandbox);
             std::fs::create_dir_all(&config.log_directory)?;
             if let Err(e) = cri.run_pod_sandbox(config).await {
+                let message = format!("Failed to create pod sandbox: {e:#}");
+                if self.sandbox_error.as_ref() != Some(&message) {
+                    self.ctx.events.warning(
+                        pod_ref(pod),
+                        "FailedCreatePodSandBox",
+                        "CreatePodSandbox",
+                        message.clone(),
+                    );
+                    self.sandbox_error = Some(message);
+                }
                 self.write_status(pod, &view).await?;
                 anyhow::bail!("failed to create pod sandbox: {e:#}");
             }
+            self.sandbox_error = None;
             tracing::info!(pod = %pod_name(pod), attempt, "started pod sandbox");
             view = PodView::observe(&cri, &self.uid).await?;
         }
@@ -302,10 +325,24 @@ impl Worker {
                 continue;
             }
             let outcome = self.prober.check(&self.ctx.cri, c, s, pod_ip).await;
+            for failure in &outcome.failures {
+                self.ctx.events.warning(
+                    container_ref(pod, &c.name),
+                    "Unhealthy",
+                    "Probe",
+                    failure.clone(),
+                );
+            }
             if let Some(message) = &outcome.kill
                 && self.killing.insert(s.id.clone())
             {
                 tracing::info!(pod = %pod_name(pod), container = %c.name, "{message}");
+                self.ctx.events.normal(
+                    container_ref(pod, &c.name),
+                    "Killing",
+                    "Kill",
+                    message.clone(),
+                );
                 let cri = self.ctx.cri.clone();
                 let id = s.id.clone();
                 tokio::spawn(async move {
@@ -344,6 +381,19 @@ impl Worker {
                     .div_euclid(1_000_000_000)
                     .max(l.created_at.div_euclid(1_000_000_000));
                 if let Some(delay) = self.backoff.in_backoff_since(&c.name, finished, unix_now()) {
+                    let was = self.waiting.get(&c.name).map(|(r, _)| r.as_str());
+                    if was != Some("CrashLoopBackOff") {
+                        self.ctx.events.warning(
+                            container_ref(pod, &c.name),
+                            "BackOff",
+                            "StartContainer",
+                            format!(
+                                "Back-off restarting failed container {} in pod {}",
+                                c.name,
+                                pod_name(pod)
+                            ),
+                        );
+                    }
                     self.waiting.insert(
                         c.name.clone(),
                         (
@@ -369,6 +419,31 @@ impl Worker {
             let known = self.waiting.get(&c.name).is_some_and(|(r, _)| *r == reason);
             if !known {
                 tracing::warn!(pod = %pod_name(pod), container = %c.name, %reason, "{message}");
+                let regarding = container_ref(pod, &c.name);
+                let events = &self.ctx.events;
+                match reason.as_str() {
+                    "ErrImageNeverPull" => {
+                        events.warning(regarding, &reason, "PullImage", message.clone())
+                    }
+                    "ImagePullBackOff" => {
+                        events.normal(regarding.clone(), "BackOff", "PullImage", message.clone());
+                        events.warning(
+                            regarding,
+                            "Failed",
+                            "PullImage",
+                            format!("Error: {reason}"),
+                        );
+                    }
+                    "ErrImagePull" => {
+                        events.warning(regarding, "Failed", "PullImage", format!("Error: {reason}"))
+                    }
+                    _ => events.warning(
+                        regarding,
+                        "Failed",
+                        "StartContainer",
+                        format!("Error: {message}"),
+                    ),
+                }
             }
             self.waiting.insert(c.name.clone(), (reason, message));
             return;
@@ -407,21 +482,31 @@ impl Worker {
                 format!("Back-off pulling image {image_name:?}"),
             ));
         }
-        let image =
-            match images::ensure(&self.ctx.cri, &self.ctx.client, pod, c, sandbox_config).await {
-                Ok(i) => {
-                    self.image_failed_at.remove(&c.name);
-                    i
+        let regarding = container_ref(pod, &c.name);
+        let image = match images::ensure(
+            &self.ctx.cri,
+            &self.ctx.client,
+            pod,
+            c,
+            sandbox_config,
+            &self.ctx.events,
+            &regarding,
+        )
+        .await
+        {
+            Ok(i) => {
+                self.image_failed_at.remove(&c.name);
+                i
+            }
+            Err(e) => {
+                if e.0 == "ErrImagePull" {
+                    let now = unix_now();
+                    self.image_backoff.next(&c.name, now);
+                    self.image_failed_at.insert(c.name.clone(), now);
                 }
-                Err(e) => {
-                    if e.0 == "ErrImagePull" {
-                        let now = unix_now();
-                        self.image_backoff.next(&c.name, now);
-                        self.image_failed_at.insert(c.name.clone(), now);
-                    }
-                    return Err(e);
-                }
-            };
+                return Err(e);
+            }
+        };
         let env = env::environment(pod, c, facts, &ApiSources(self.ctx.client.clone()))
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.0))?;
@@ -436,32 +521,64 @@ impl Worker {
             .create_container(sandbox_id, config, sandbox_config.clone())
             .await
             .map_err(|e| ("CreateContainerError".to_string(), format!("{e:#}")))?;
+        self.ctx.events.normal(
+            regarding.clone(),
+            "Created",
+            "CreateContainer",
+            format!("Created container: {}", c.name),
+        );
         self.ctx
             .cri
             .start_container(&id)
             .await
             .map_err(|e| ("RunContainerError".to_string(), format!("{e:#}")))?;
+        self.ctx.events.normal(
+            regarding,
+            "Started",
+            "StartContainer",
+            format!("Started container {}", c.name),
+        );
         tracing::info!(pod = %pod_name(pod), container = %c.name, attempt, "started container");
         Ok(())
     }
 
     /// Stops every running container, app containers before sidecars,
-    /// each given `grace` seconds.
-    async fn stop_containers(&self, view: &PodView, grace: i64) {
-        let running =
-            |s: &&cri::ContainerStatus| view::state(s) == cri::ContainerState::ContainerRunning;
-        let all: Vec<&cri::ContainerStatus> =
-            view.containers.values().flatten().filter(running).collect();
-        let stop = |s: &cri::ContainerStatus| {
-            let cri = self.ctx.cri.clone();
-            let id = s.id.clone();
-            async move {
-                if let Err(e) = cri.stop_container(&id, grace).await {
-                    tracing::warn!(container_id = %id, "stopping container failed: {e:#}");
+    /// each given `grace` seconds, with upstream's Killing Events.
+    async fn stop_containers(&self, pod: &Pod, view: &PodView, grace: i64) {
+        let sidecars: HashSet<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .filter(|c| is_sidecar(c))
+            .map(|c| c.name.as_str())
+            .collect();
+        for sidecar_phase in [false, true] {
+            let batch: Vec<(&String, &cri::ContainerStatus)> = view
+                .containers
+                .iter()
+                .filter(|(name, _)| sidecars.contains(name.as_str()) == sidecar_phase)
+                .flat_map(|(name, list)| list.iter().map(move |s| (name, s)))
+                .filter(|(_, s)| view::state(s) == cri::ContainerState::ContainerRunning)
+                .collect();
+            let stop = |(name, s): (&String, &cri::ContainerStatus)| {
+                let cri = self.ctx.cri.clone();
+                let id = s.id.clone();
+                if pod.metadata.name.is_some() {
+                    self.ctx.events.normal(
+                        container_ref(pod, name),
+                        "Killing",
+                        "Kill",
+                        format!("Stopping container {name}"),
+                    );
                 }
-            }
-        };
-        futures::future::join_all(all.into_iter().map(stop)).await;
+                async move {
+                    if let Err(e) = cri.stop_container(&id, grace).await {
+                        tracing::warn!(container_id = %id, "stopping container failed: {e:#}");
+                    }
+                }
+            };
+            futures::future::join_all(batch.into_iter().map(stop)).await;
+        }
     }
 
     /// Stops and removes everything of the pod; then, when the pod is being
@@ -469,7 +586,11 @@ impl Worker {
     async fn teardown(&mut self, pod: Option<&Pod>) -> Result<()> {
         let view = PodView::observe(&self.ctx.cri, &self.uid).await?;
         let grace = pod.map(grace_seconds).unwrap_or(0);
-        self.stop_containers(&view, grace).await;
+        if let Some(p) = pod {
+            self.stop_containers(p, &view, grace).await;
+        } else {
+            self.stop_containers(&Pod::default(), &view, grace).await;
+        }
         for id in view
             .sandbox
             .iter()
