@@ -10,6 +10,7 @@ pub mod container;
 pub mod env;
 pub mod events;
 pub mod images;
+pub mod lifecycle;
 pub mod probes;
 pub mod sandbox;
 pub mod static_pods;

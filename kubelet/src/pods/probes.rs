@@ -190,8 +190,9 @@ fn port(c: &Container, p: &IntOrString) -> Option<u16> {
     }
 }
 
-/// Runs one probe once; the failure's description otherwise.
-async fn run(
+/// Runs one probe (or lifecycle hook, see [`super::lifecycle`]) once; the
+/// failure's description otherwise.
+pub(crate) async fn run(
     cri: &Cri,
     c: &Container,
     probe: &Probe,

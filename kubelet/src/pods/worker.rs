@@ -23,7 +23,7 @@ use super::events::{container_ref, pod_ref};
 use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
 use super::view::{self, PodView};
-use super::{container, env, images, sandbox, static_pods};
+use super::{container, env, images, lifecycle, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 use crate::volumes::PodVolumes;
@@ -533,11 +533,30 @@ impl Worker {
             .await
             .map_err(|e| ("RunContainerError".to_string(), format!("{e:#}")))?;
         self.ctx.events.normal(
-            regarding,
+            regarding.clone(),
             "Started",
             "StartContainer",
             format!("Started container {}", c.name),
         );
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let pod_ip = facts.pod_ips.first().cloned().unwrap_or_default();
+            let limit = Duration::from_secs(grace_seconds(pod).max(1) as u64);
+            if let Err(e) = lifecycle::run(&self.ctx.cri, c, hook, &id, &pod_ip, limit).await {
+                let message = format!(
+                    "PostStartHook failed for Container {:?} in Pod {:?}: {e}",
+                    c.name,
+                    pod_name(pod)
+                );
+                self.ctx.events.warning(
+                    regarding,
+                    "FailedPostStartHook",
+                    "PostStartHook",
+                    message.clone(),
+                );
+                let _ = self.ctx.cri.stop_container(&id, 0).await;
+                return Err(("PostStartHookError".to_string(), message));
+            }
+        }
         tracing::info!(pod = %pod_name(pod), container = %c.name, attempt, "started container");
         Ok(())
     }
@@ -560,9 +579,24 @@ impl Worker {
                 .flat_map(|(name, list)| list.iter().map(move |s| (name, s)))
                 .filter(|(_, s)| view::state(s) == cri::ContainerState::ContainerRunning)
                 .collect();
+            let pod_ip = pod
+                .status
+                .as_ref()
+                .and_then(|st| st.pod_ip.clone())
+                .unwrap_or_default();
             let stop = |(name, s): (&String, &cri::ContainerStatus)| {
                 let cri = self.ctx.cri.clone();
                 let id = s.id.clone();
+                let spec = pod.spec.as_ref().and_then(|sp| {
+                    sp.containers
+                        .iter()
+                        .chain(sp.init_containers.iter().flatten())
+                        .find(|c| &c.name == name)
+                        .cloned()
+                });
+                let events = self.ctx.events.clone();
+                let regarding = container_ref(pod, name);
+                let pod_ip = pod_ip.clone();
                 if pod.metadata.name.is_some() {
                     self.ctx.events.normal(
                         container_ref(pod, name),
@@ -572,6 +606,20 @@ impl Worker {
                     );
                 }
                 async move {
+                    let mut grace = grace;
+                    if let Some(spec) = &spec {
+                        let (left, failure) =
+                            lifecycle::pre_stop(&cri, spec, &id, &pod_ip, grace).await;
+                        grace = left;
+                        if let Some(e) = failure {
+                            events.warning(
+                                regarding,
+                                "FailedPreStopHook",
+                                "PreStopHook",
+                                format!("PreStopHook failed: {e}"),
+                            );
+                        }
+                    }
                     if let Err(e) = cri.stop_container(&id, grace).await {
                         tracing::warn!(container_id = %id, "stopping container failed: {e:#}");
                     }
