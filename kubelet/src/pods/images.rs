@@ -109,7 +109,10 @@ pub async fn auth_for(client: &kube::Client, pod: &Pod, image: &str) -> Option<c
                 username,
                 password,
                 auth,
-                server_address: server_host,
+                // A URL: containerd parses it as one and compares its
+                // host with the registry's ("127.0.0.1:5000" alone does
+                // not parse).
+                server_address: format!("https://{server_host}"),
                 ..Default::default()
             });
         }
