@@ -7,11 +7,13 @@
 //! - [`pods`]: the pod watch, one worker per pod, sandbox and container
 //!   configs, environment, images, restart back-off.
 //! - [`status`]: the pod status computed from the runtime's view.
+//! - [`images_gc`]: removing unused images when the disk fills up.
 //! - [`volumes`]: pod volumes on the node and the containers' mounts.
 //! - [`server`]: the HTTPS port the apiserver calls for logs, exec,
 //!   attach and port-forward.
 
 pub mod cri;
+pub mod images_gc;
 pub mod node;
 pub mod options;
 pub mod pods;
@@ -72,6 +74,19 @@ pub async fn run(opts: Options) -> Result<()> {
         opts.node_status_report_frequency,
     );
     let node_task = tokio::spawn(agent.run());
+    anyhow::ensure!(
+        opts.image_gc_low_threshold <= opts.image_gc_high_threshold,
+        "--image-gc-low-threshold ({}) must not be greater than --image-gc-high-threshold ({})",
+        opts.image_gc_low_threshold,
+        opts.image_gc_high_threshold
+    );
+    let gc_task = tokio::spawn(images_gc::run(
+        cri.clone(),
+        images_gc::Thresholds {
+            high: opts.image_gc_high_threshold,
+            low: opts.image_gc_low_threshold,
+        },
+    ));
     let events = capstan_component_base::events::EventSink::new(
         client.clone(),
         pods::events::COMPONENT,
@@ -129,6 +144,7 @@ pub async fn run(opts: Options) -> Result<()> {
     capstan_component_base::shutdown_signal().await;
     tracing::info!("shutting down; pods keep running and are adopted at the next start");
     node_task.abort();
+    gc_task.abort();
     pods_task.abort();
     server_task.abort();
     Ok(())

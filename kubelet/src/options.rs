@@ -9,7 +9,9 @@ use clap::Parser;
 #[command(
     name = "capstan-kubelet",
     version,
-    about = "The Capstan node agent: registers the Node and runs its pods on containerd through CRI"
+    about = "The Capstan node agent: registers the Node and runs its pods on containerd through CRI",
+    // A flag given twice takes its last value, as upstream's flags do.
+    args_override_self = true
 )]
 pub struct Options {
     /// Kubeconfig with the apiserver's address and this node's credentials.
@@ -61,6 +63,14 @@ pub struct Options {
     /// volumes are rewritten from the API (upstream's default, 1m).
     #[arg(long = "sync-frequency", default_value = "1m", value_parser = capstan_component_base::duration::parse_duration)]
     pub sync_frequency: std::time::Duration,
+    /// Image filesystem usage (percent) at which unused images are
+    /// removed (upstream's default, 85; 100 never collects).
+    #[arg(long = "image-gc-high-threshold", default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_high_threshold: u8,
+    /// Usage (percent) image garbage collection brings the filesystem
+    /// under (upstream's default, 80).
+    #[arg(long = "image-gc-low-threshold", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_low_threshold: u8,
     /// Address the kubelet's HTTPS port listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub address: String,

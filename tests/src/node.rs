@@ -95,6 +95,10 @@ impl Node {
                 cp.dir.path().join("pki").join("ca.crt").display()
             ),
             "--node-status-update-frequency=1s".into(),
+            // Test images are imported, never pulled: a nearly full disk
+            // on the test machine must not collect them mid-test (the
+            // image GC test turns it back on).
+            "--image-gc-high-threshold=100".into(),
             format!("--pod-manifest-path={}", manifests.display()),
             "--file-check-frequency=1s".into(),
         ];
@@ -143,6 +147,13 @@ impl Node {
     pub fn restart_kubelet(&mut self) -> Result<()> {
         self.stop_kubelet();
         self.start_kubelet()
+    }
+
+    /// Restarts the kubelet with `extra` flags added (later flags win).
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        self.kubelet_args
+            .extend(extra.iter().map(|s| s.to_string()));
+        self.restart_kubelet()
     }
 
     /// The tail of the kubelet's and containerd's logs, for failures.

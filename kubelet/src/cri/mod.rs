@@ -87,6 +87,25 @@ impl Cri {
         Ok(resp.status.map(|s| s.conditions).unwrap_or_default())
     }
 
+    /// The sandbox (pause) image the runtime is configured with, from its
+    /// verbose status (containerd reports its CRI config there).
+    pub async fn sandbox_image(&self) -> Result<Option<String>> {
+        let resp = self
+            .runtime
+            .clone()
+            .status(cri::StatusRequest { verbose: true })
+            .await
+            .context("CRI Status")?
+            .into_inner();
+        Ok(resp.info.get("config").and_then(|c| {
+            serde_json::from_str::<serde_json::Value>(c)
+                .ok()?
+                .get("sandboxImage")?
+                .as_str()
+                .map(str::to_string)
+        }))
+    }
+
     /// Hands the node's pod CIDR to the runtime, whose CNI config template
     /// is rendered with it.
     pub async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
@@ -330,6 +349,45 @@ impl Cri {
             .context("CRI PortForward")?
             .into_inner()
             .url)
+    }
+
+    /// Every image the runtime holds.
+    pub async fn list_images(&self) -> Result<Vec<cri::Image>> {
+        Ok(self
+            .images
+            .clone()
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await
+            .context("CRI ListImages")?
+            .into_inner()
+            .images)
+    }
+
+    /// Removes an image (by id); gone already is success.
+    pub async fn remove_image(&self, id: &str) -> Result<()> {
+        let req = cri::RemoveImageRequest {
+            image: Some(cri::ImageSpec {
+                image: id.into(),
+                ..Default::default()
+            }),
+        };
+        match self.images.clone().remove_image(req).await {
+            Ok(_) => Ok(()),
+            Err(s) if is_not_found(&s) => Ok(()),
+            Err(s) => Err(anyhow::anyhow!("CRI RemoveImage: {}", s.message())),
+        }
+    }
+
+    /// The filesystems images are stored on (mount point, bytes used).
+    pub async fn image_filesystems(&self) -> Result<Vec<cri::FilesystemUsage>> {
+        Ok(self
+            .images
+            .clone()
+            .image_fs_info(cri::ImageFsInfoRequest {})
+            .await
+            .context("CRI ImageFsInfo")?
+            .into_inner()
+            .image_filesystems)
     }
 
     /// The image's id (`sha256:...`) if the runtime has it.
