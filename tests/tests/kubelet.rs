@@ -900,3 +900,48 @@ async fn a_static_pod_runs_and_is_mirrored_in_the_api() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_image_restarts_the_container() -> Result<()> {
+    let (cp, node, client) = start("node-m").await?;
+    let retagged = "localhost/capstan/busybox:retagged";
+    let out = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(node.containerd.socket())
+        .args(["-n", "k8s.io", "images", "tag", BUSYBOX, retagged])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ctr tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "upgraded"},
+            "spec": {"nodeName": "node-m", "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let before = wait_pod(&client, &node, "upgraded", "the pod to run", |p| {
+        let c = container(p, "c")?;
+        c.ready.then(|| c.container_id.clone())?
+    })
+    .await?;
+    cp.kubectl(&["set", "image", "pod/upgraded", &format!("c={retagged}")])?;
+    let after = wait_pod(
+        &client,
+        &node,
+        "upgraded",
+        "the container to run the new image",
+        |p| {
+            let c = container(p, "c")?;
+            (c.ready && c.image == retagged).then(|| c.clone())
+        },
+    )
+    .await?;
+    assert_ne!(after.container_id.as_ref(), Some(&before));
+    assert_eq!(after.restart_count, 1);
+    Ok(())
+}
