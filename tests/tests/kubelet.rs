@@ -945,3 +945,87 @@ async fn a_new_image_restarts_the_container() -> Result<()> {
     assert_eq!(after.restart_count, 1);
     Ok(())
 }
+
+/// Runs `ctr` against the node's containerd in the CRI namespace.
+fn ctr(node: &Node, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(node.containerd.socket())
+        .args(["-n", "k8s.io"])
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ctr {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_pulled_from_a_registry() -> Result<()> {
+    let (cp, node, client) = start("node-n").await?;
+    let registry = capstan_tests::registry::Registry::start().await?;
+    node.containerd.trust_plain_http_registry(&registry.host)?;
+    // Push busybox to the registry, then forget it locally.
+    let remote = format!("{}/capstan/busybox:pulled", registry.host);
+    ctr(&node, &["images", "tag", BUSYBOX, &remote])?;
+    ctr(&node, &["images", "push", "--plain-http", &remote])?;
+    ctr(&node, &["images", "rm", &remote])?;
+    // Pull secrets are read and handed to CRI (this registry ignores them).
+    cp.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host),
+        "--docker-username=u",
+        "--docker-password=p",
+    ])?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "pulled"},
+            "spec": {"nodeName": "node-n", "imagePullSecrets": [{"name": "regcred"}], "containers": [
+                {"name": "c", "image": remote, "imagePullPolicy": "Always", "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let c = wait_pod(&client, &node, "pulled", "the pulled image to run", |p| {
+        let c = container(p, "c")?;
+        c.ready.then(|| c.clone())
+    })
+    .await?;
+    assert_eq!(c.image, remote);
+    assert!(
+        c.image_id
+            .starts_with(&format!("{}/capstan/busybox@sha256:", registry.host)),
+        "{}",
+        c.image_id
+    );
+    let pulled = format!("Successfully pulled image {remote:?}");
+    wait::until("the pull events", TIMEOUT, || async {
+        let text = cp.kubectl(&["describe", "pod", "pulled"]).ok()?;
+        (text.contains(&format!("Pulling image {remote:?}")) && text.contains(&pulled))
+            .then_some(())
+    })
+    .await?;
+
+    // A registry that is not there: ErrImagePull, then ImagePullBackOff.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "unpullable"},
+            "spec": {"nodeName": "node-n", "containers": [
+                {"name": "c", "image": "127.0.0.1:1/capstan/nothing:1"}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "unpullable", "ImagePullBackOff", |p| {
+        let w = container(p, "c")?.state.clone()?.waiting?;
+        (w.reason.as_deref() == Some("ImagePullBackOff")).then_some(())
+    })
+    .await?;
+    Ok(())
+}

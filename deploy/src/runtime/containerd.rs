@@ -190,6 +190,21 @@ impl Containerd {
         self.opts.socket()
     }
 
+    /// Lets CRI pull from the registry at `host` (`127.0.0.1:5000`) over
+    /// plain HTTP, through a `certs.d/<host>/hosts.toml` under this
+    /// containerd's `config_path` (read at each pull, no restart needed).
+    pub fn trust_plain_http_registry(&self, host: &str) -> Result<()> {
+        let dir = self.opts.dir.join("certs.d").join(host);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"http://{host}\"\n\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )?;
+        Ok(())
+    }
+
     /// The last lines of containerd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text =
