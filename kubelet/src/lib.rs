@@ -74,6 +74,7 @@ pub async fn run(opts: Options) -> Result<()> {
     );
     let ctx = Arc::new(Context {
         events,
+        root_dir: opts.root_dir.clone(),
         client,
         cri,
         node_ip,

@@ -178,10 +178,13 @@ async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
             "metadata": {"name": "web"},
             "spec": {
                 "nodeName": "node-b",
+                "volumes": [{"name": "shared", "emptyDir": {}}, {"name": "fast", "emptyDir": {"medium": "Memory"}}],
                 "initContainers": [{"name": "setup", "image": BUSYBOX,
-                    "command": ["sh", "-c", "echo initialized"]}],
+                    "command": ["sh", "-c", "echo initialized; echo made-by-init > /shared/note; echo fast > /fast/note"],
+                    "volumeMounts": [{"name": "shared", "mountPath": "/shared"}, {"name": "fast", "mountPath": "/fast"}]}],
                 "containers": [
-                    {"name": "one", "image": BUSYBOX, "command": ["sh", "-c", "echo one; exec sleep 3600"]},
+                    {"name": "one", "image": BUSYBOX, "command": ["sh", "-c", "echo one; cat /data/note /fast/note; exec sleep 3600"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/data", "readOnly": true}, {"name": "fast", "mountPath": "/fast"}]},
                     {"name": "two", "image": BUSYBOX, "command": ["sleep", "3600"]},
                 ],
             },
@@ -235,10 +238,12 @@ async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
     );
     let log = wait::until("container one's log", TIMEOUT, || async {
         let l = node.container_log(&pod, "one", 0);
-        (!l.is_empty()).then_some(l)
+        l.contains("stdout F fast\n").then_some(l)
     })
     .await?;
     assert!(log.contains("stdout F one"), "{log}");
+    // The init container's file, through a shared emptyDir (and a tmpfs one).
+    assert!(log.contains("stdout F made-by-init"), "{log}");
     Ok(())
 }
 
@@ -266,10 +271,16 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
             "spec": {
                 "nodeName": "node-c",
                 "restartPolicy": "Never",
+                "volumes": [
+                    {"name": "settings", "configMap": {"name": "settings", "items": [{"key": "color", "path": "paint"}]}},
+                    {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+                ],
                 "containers": [{
                     "name": "main", "image": BUSYBOX,
-                    "command": ["sh", "-c", "env | sort; echo args: $0 $1", "$(GREETING)", "$(COLOR)"],
+                    "command": ["sh", "-c", "env | sort; echo args: $0 $1; echo file: $(cat /etc/settings/paint) $(cat /etc/creds/password); stat -c %a /etc/creds/password", "$(GREETING)", "$(COLOR)"],
                     "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                    "volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"},
+                                     {"name": "creds", "mountPath": "/etc/creds", "readOnly": true}],
                     "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
                     "env": [
                         {"name": "GREETING", "value": "hello"},
@@ -312,6 +323,8 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
         "APP=envy",
         "MEM_MI=64",
         "args: hello blue",
+        "file: blue hunter2",
+        "400",
     ] {
         assert!(
             log.contains(&format!("stdout F {line}\n")),
@@ -481,6 +494,10 @@ async fn a_graceful_delete_stops_the_pod_and_removes_it() -> Result<()> {
         .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
         .await?;
     assert!(left.is_empty(), "sandboxes left: {left:?}");
+    assert!(
+        !node.root_dir.join("pods").join(&uid).exists(),
+        "the pod directory is removed"
+    );
     Ok(())
 }
 

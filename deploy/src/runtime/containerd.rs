@@ -330,27 +330,6 @@ impl Containerd {
         }
     }
 
-    /// Detaches every mount under our directory (deepest first).
-    fn unmount_all(&self) {
-        let dir = self.opts.dir.to_string_lossy().into_owned();
-        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let mut points: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .map(|m| m.replace("\\040", " "))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount")
-                .args(["-l", &p])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-
     /// Stops everything; also done on drop.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -369,7 +348,7 @@ impl Containerd {
         let _ = child.kill();
         let _ = child.wait();
         self.kill_shims();
-        self.unmount_all();
+        super::unmount_under(&self.opts.dir);
         let _ = Command::new("ip")
             .args(["link", "del", &self.opts.bridge])
             .stderr(Stdio::null())

@@ -150,12 +150,13 @@ pub fn spec_hash(c: &Container) -> String {
 }
 
 /// The CRI config of container `c` of `pod`, restart `attempt`, with its
-/// resolved environment and the image reference to run.
+/// resolved environment, volume mounts and the image reference to run.
 pub fn config(
     pod: &Pod,
     c: &Container,
     attempt: u32,
     env: Vec<(String, String)>,
+    mounts: Vec<cri::Mount>,
     image: &str,
     node_memory: i64,
 ) -> cri::ContainerConfig {
@@ -205,6 +206,7 @@ pub fn config(
             .into_iter()
             .map(|(key, value)| cri::KeyValue { key, value })
             .collect(),
+        mounts,
         labels: labels::container(&name, &namespace, &uid, &c.name),
         annotations,
         log_path: format!("{}/{attempt}.log", c.name),
@@ -260,6 +262,7 @@ mod tests {
             c,
             3,
             vec![("GREETING".into(), "hi".into())],
+            Vec::new(),
             "busybox",
             0,
         );

@@ -23,7 +23,7 @@ use super::events::{container_ref, pod_ref};
 use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
 use super::view::{self, PodView};
-use super::{container, env, images, sandbox, static_pods};
+use super::{container, env, images, sandbox, static_pods, volumes};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 use capstan_component_base::events::EventSink;
@@ -52,6 +52,8 @@ pub struct Context {
     pub node_memory: i64,
     /// Where Events go (reported as `kubelet` from this node).
     pub events: EventSink,
+    /// `--root-dir`, under which pod volumes live.
+    pub root_dir: std::path::PathBuf,
 }
 
 /// A Go-style duration (`10s`, `1m20s`, `5m0s`), as upstream prints
@@ -449,6 +451,9 @@ impl Worker {
                             format!("Error: {reason}"),
                         );
                     }
+                    "ContainerCreating" => {
+                        events.warning(pod_ref(pod), "FailedMount", "SetUpVolume", message.clone())
+                    }
                     "ErrImagePull" => {
                         events.warning(regarding, "Failed", "PullImage", format!("Error: {reason}"))
                     }
@@ -522,12 +527,17 @@ impl Worker {
                 return Err(e);
             }
         };
-        let env = env::environment(pod, c, facts, &ApiSources(self.ctx.client.clone()))
+        let sources = ApiSources(self.ctx.client.clone());
+        let vols = volumes::prepare(&self.ctx.root_dir, pod, &sources)
+            .await
+            .map_err(|e| ("ContainerCreating".to_string(), e))?;
+        let env = env::environment(pod, c, facts, &sources)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.0))?;
         let dir = std::path::Path::new(&sandbox_config.log_directory).join(&c.name);
         let _ = std::fs::create_dir_all(&dir);
-        let config = container::config(pod, c, attempt, env, &image, self.ctx.node_memory);
+        let mounts = volumes::mounts(c, &vols);
+        let config = container::config(pod, c, attempt, env, mounts, &image, self.ctx.node_memory);
         let id = self
             .ctx
             .cri
@@ -613,6 +623,7 @@ impl Worker {
             self.ctx.cri.stop_pod_sandbox(id).await?;
             self.ctx.cri.remove_pod_sandbox(id).await?;
         }
+        volumes::cleanup(&self.ctx.root_dir, &self.uid);
         let Some(pod) = pod else {
             tracing::info!(pod_uid = %self.uid, "removed the sandbox of a pod no longer in the API");
             return Ok(());
