@@ -75,6 +75,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let ctx = Arc::new(Context {
         events,
         root_dir: opts.root_dir.clone(),
+        sync_frequency: opts.sync_frequency,
         client,
         cri,
         node_ip,

@@ -36,6 +36,10 @@ pub struct Options {
     /// Directory of static pod manifests.
     #[arg(long = "pod-manifest-path")]
     pub pod_manifest_path: Option<PathBuf>,
+    /// Longest time between refreshes of a running pod's ConfigMap and
+    /// Secret volume files.
+    #[arg(long = "sync-frequency", default_value = "1m", value_parser = capstan_component_base::duration::parse_duration)]
+    pub sync_frequency: std::time::Duration,
     /// How often `--pod-manifest-path` is re-read.
     #[arg(long = "file-check-frequency", default_value = "20s", value_parser = capstan_component_base::duration::parse_duration)]
     pub file_check_frequency: std::time::Duration,

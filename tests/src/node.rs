@@ -37,7 +37,8 @@ pub struct Node {
     pub pod_log_dir: PathBuf,
     /// The kubelet's `--root-dir` (pod volumes under `pods/<uid>`).
     pub root_dir: PathBuf,
-    /// The static pod directory (`--pod-manifest-path`, read every second).
+    /// The static pod directory (`--pod-manifest-path`, read every second;
+    /// volume files are refreshed every second too).
     pub manifests: PathBuf,
     kubelet_args: Vec<String>,
     kubelet_log: PathBuf,
@@ -95,6 +96,7 @@ impl Node {
             "--node-status-update-frequency=1s".into(),
             format!("--pod-manifest-path={}", manifests.display()),
             "--file-check-frequency=1s".into(),
+            "--sync-frequency=1s".into(),
         ];
         if pod_cidr_flag {
             kubelet_args.push(format!("--pod-cidr={pod_cidr}"));

@@ -339,6 +339,45 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
     );
     assert_eq!(condition(&done, "Ready").as_deref(), Some("False"));
 
+    // An updated ConfigMap reaches the files of a running container.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "watcher"},
+            "spec": {"nodeName": "node-c", "volumes": [{"name": "settings", "configMap": {"name": "settings"}}],
+                "containers": [{"name": "main", "image": BUSYBOX, "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"}]}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "watcher", "the watcher to run", |p| {
+        container(p, "main")?.ready.then_some(())
+    })
+    .await?;
+    cp.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-p",
+        r#"{"data":{"color":"green"}}"#,
+    ])?;
+    let id = wait_pod(&client, &node, "watcher", "the watcher's id", |p| {
+        container(p, "main")?.container_id.clone()
+    })
+    .await?;
+    let id = id.trim_start_matches("containerd://").to_string();
+    let cri = node.cri.clone();
+    wait::until("the updated file in the container", TIMEOUT, || {
+        let cri = cri.clone();
+        let id = id.clone();
+        async move {
+            let cmd = vec!["cat".to_string(), "/etc/settings/color".to_string()];
+            let (_, out, _) = cri.exec_sync(&id, cmd, 5).await.ok()?;
+            (out == b"green").then_some(())
+        }
+    })
+    .await?;
+
     // A missing key keeps the container from being created, as upstream.
     create_pod(
         &client,

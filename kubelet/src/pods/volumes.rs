@@ -2,8 +2,10 @@
 //! as upstream lays them out under `<root-dir>/pods/<uid>/volumes/`:
 //! `emptyDir` (a directory, or a tmpfs for `medium: Memory`), `hostPath`
 //! (with its `type` checks and `*OrCreate`), and `configMap` / `secret`
-//! (keys or `items` written as files with `defaultMode`/`mode`, refreshed
-//! whenever a container starts). Containers get them as CRI mounts from
+//! (keys or `items` written as files with `defaultMode`/`mode`, replaced
+//! atomically, refreshed when a container starts and every
+//! `--sync-frequency` while the pod runs, so updates reach running
+//! containers). Containers get them as CRI mounts from
 //! their `volumeMounts` (`subPath`, `readOnly`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +88,7 @@ fn write_files(
             .map(|(k, v)| (k.clone(), v.clone(), default_mode))
             .collect(),
     };
+    let mut written = std::collections::HashSet::new();
     for (rel, content, mode) in files {
         if rel.split('/').any(|part| part == "..") {
             return Err(format!("invalid path {rel:?} in {what}"));
@@ -94,11 +97,40 @@ fn write_files(
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        std::fs::write(&path, content).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode as u32 & 0o777))
-            .map_err(|e| e.to_string())?;
+        let unchanged = std::fs::read(&path).is_ok_and(|old| old == content.as_bytes())
+            && std::fs::metadata(&path)
+                .is_ok_and(|m| m.permissions().mode() & 0o777 == mode as u32 & 0o777);
+        if !unchanged {
+            // Write beside it and rename, so a reader in the container
+            // sees the old file or the new one, never half of one.
+            let tmp = path.with_file_name(format!(
+                ".{}.tmp",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            std::fs::write(&tmp, &content).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode as u32 & 0o777))
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        }
+        written.insert(path);
     }
+    remove_unlisted(dir, &written);
     Ok(())
+}
+
+/// Removes files under `dir` that are no longer among `keep` (a key
+/// deleted from the ConfigMap or Secret).
+fn remove_unlisted(dir: &Path, keep: &std::collections::HashSet<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            remove_unlisted(&path, keep);
+        } else if !keep.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 async fn prepare_one(

@@ -54,6 +54,8 @@ pub struct Context {
     pub events: EventSink,
     /// `--root-dir`, under which pod volumes live.
     pub root_dir: std::path::PathBuf,
+    /// `--sync-frequency`: how often volume files are refreshed.
+    pub sync_frequency: Duration,
 }
 
 /// A Go-style duration (`10s`, `1m20s`, `5m0s`), as upstream prints
@@ -106,6 +108,7 @@ struct Worker {
     probes: HashMap<String, Outcome>,
     killing: HashSet<String>,
     sandbox_error: Option<String>,
+    volumes_refreshed: Option<tokio::time::Instant>,
 }
 
 /// Runs the worker of the pod with `uid` until the pod is gone and cleaned
@@ -124,6 +127,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, mut rx: watch::Receiver<Option<
         probes: HashMap::new(),
         killing: HashSet::new(),
         sandbox_error: None,
+        volumes_refreshed: None,
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -312,10 +316,27 @@ impl Worker {
                 }
             }
         }
+        self.refresh_volumes(pod).await;
         let view = PodView::observe(&cri, &self.uid).await?;
         let pod_ip = facts.pod_ips.first().cloned().unwrap_or_default();
         self.probe(pod, &view, &pod_ip).await;
         self.write_status(pod, &view).await
+    }
+
+    /// Rewrites ConfigMap and Secret volume files every
+    /// `--sync-frequency`, so changes reach running containers.
+    async fn refresh_volumes(&mut self, pod: &Pod) {
+        if self
+            .volumes_refreshed
+            .is_some_and(|t| t.elapsed() < self.ctx.sync_frequency)
+        {
+            return;
+        }
+        self.volumes_refreshed = Some(tokio::time::Instant::now());
+        let sources = ApiSources(self.ctx.client.clone());
+        if let Err(e) = volumes::prepare(&self.ctx.root_dir, pod, &sources).await {
+            tracing::warn!(pod = %pod_name(pod), "refreshing volumes failed: {e}");
+        }
     }
 
     /// Runs the due probes of every running container; a container that
