@@ -274,13 +274,18 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
                 "volumes": [
                     {"name": "settings", "configMap": {"name": "settings", "items": [{"key": "color", "path": "paint"}]}},
                     {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+                    {"name": "info", "downwardAPI": {"items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "mem", "resourceFieldRef": {"containerName": "main", "resource": "limits.memory", "divisor": "1Mi"}},
+                    ]}},
                 ],
                 "containers": [{
                     "name": "main", "image": BUSYBOX,
-                    "command": ["sh", "-c", "env | sort; echo args: $0 $1; echo file: $(cat /etc/settings/paint) $(cat /etc/creds/password); stat -c %a /etc/creds/password", "$(GREETING)", "$(COLOR)"],
+                    "command": ["sh", "-c", "env | sort; echo args: $0 $1; echo file: $(cat /etc/settings/paint) $(cat /etc/creds/password); stat -c %a /etc/creds/password; echo; cat /etc/info/labels; echo; echo mem: $(cat /etc/info/mem)", "$(GREETING)", "$(COLOR)"],
                     "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
                     "volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"},
-                                     {"name": "creds", "mountPath": "/etc/creds", "readOnly": true}],
+                                     {"name": "creds", "mountPath": "/etc/creds", "readOnly": true},
+                                     {"name": "info", "mountPath": "/etc/info"}],
                     "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
                     "env": [
                         {"name": "GREETING", "value": "hello"},
@@ -325,6 +330,8 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
         "args: hello blue",
         "file: blue hunter2",
         "400",
+        "app=\"envy\"",
+        "mem: 64",
     ] {
         assert!(
             log.contains(&format!("stdout F {line}\n")),

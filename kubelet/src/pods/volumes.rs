@@ -1,7 +1,8 @@
 //! Pod volumes the kubelet can provide without a volume plugin, laid out
 //! as upstream lays them out under `<root-dir>/pods/<uid>/volumes/`:
 //! `emptyDir` (a directory, or a tmpfs for `medium: Memory`), `hostPath`
-//! (with its `type` checks and `*OrCreate`), and `configMap` / `secret`
+//! (with its `type` checks and `*OrCreate`), `downwardAPI` (pod fields and
+//! container resources as files), and `configMap` / `secret`
 //! (keys or `items` written as files with `defaultMode`/`mode`, replaced
 //! atomically, refreshed when a container starts and every
 //! `--sync-frequency` while the pod runs, so updates reach running
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
 
-use super::env::Sources;
+use super::env::{PodFacts, Sources, field_ref, resource_field_ref};
 
 /// `<root>/pods/<uid>`, the pod's own directory.
 pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
@@ -137,6 +138,7 @@ async fn prepare_one(
     root: &Path,
     pod: &Pod,
     v: &Volume,
+    facts: &PodFacts,
     sources: &impl Sources,
 ) -> Result<Option<PathBuf>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
@@ -213,6 +215,38 @@ async fn prepare_one(
         }
         return Ok(Some(dir));
     }
+    if let Some(d) = &v.downward_api {
+        let dir = volume_dir(root, uid, "downward-api", &v.name);
+        let default_mode = d.default_mode.unwrap_or(0o644);
+        let mut data = BTreeMap::new();
+        let mut items = Vec::new();
+        for item in d.items.iter().flatten() {
+            let value = if let Some(f) = &item.field_ref {
+                field_ref(pod, facts, &f.field_path).map_err(|e| e.0)?
+            } else if let Some(r) = &item.resource_field_ref {
+                let name = r.container_name.as_deref().unwrap_or_default();
+                let c = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .find(|c| c.name == name)
+                    .ok_or_else(|| format!("container {name:?} not found"))?;
+                let divisor = r.divisor.as_ref().map(|q| q.0.as_str());
+                resource_field_ref(c, facts, &r.resource, divisor).map_err(|e| e.0)?
+            } else {
+                continue;
+            };
+            data.insert(item.path.clone(), value);
+            items.push(KeyToPath {
+                key: item.path.clone(),
+                path: item.path.clone(),
+                mode: item.mode,
+            });
+        }
+        let what = format!("downwardAPI volume {}", v.name);
+        write_files(&dir, &data, Some(&items), default_mode, &what)?;
+        return Ok(Some(dir));
+    }
     // Volume types this kubelet does not provide yet are left out.
     Ok(None)
 }
@@ -222,11 +256,12 @@ async fn prepare_one(
 pub async fn prepare(
     root: &Path,
     pod: &Pod,
+    facts: &PodFacts,
     sources: &impl Sources,
 ) -> Result<HashMap<String, PathBuf>, String> {
     let mut out = HashMap::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        match prepare_one(root, pod, v, sources).await {
+        match prepare_one(root, pod, v, facts, sources).await {
             Ok(Some(path)) => {
                 out.insert(v.name.clone(), path);
             }
@@ -324,11 +359,15 @@ mod tests {
     async fn volumes_are_laid_out_and_mounted_as_upstream() {
         let root = tempfile::tempdir().unwrap();
         let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x", "tier": "web"}},
             "spec": {
                 "volumes": [
                     {"name": "scratch", "emptyDir": {}},
                     {"name": "conf", "configMap": {"name": "cm", "items": [{"key": "a.conf", "path": "sub/a.conf", "mode": 0o600}]}},
+                    {"name": "info", "downwardAPI": {"items": [
+                        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    ]}},
                 ],
                 "containers": [{"name": "c", "volumeMounts": [
                     {"name": "scratch", "mountPath": "/scratch"},
@@ -337,7 +376,9 @@ mod tests {
             }
         }))
         .unwrap();
-        let vols = prepare(root.path(), &pod, &Maps).await.unwrap();
+        let vols = prepare(root.path(), &pod, &PodFacts::default(), &Maps)
+            .await
+            .unwrap();
         let scratch = &vols["scratch"];
         assert!(scratch.ends_with("pods/u1/volumes/kubernetes.io~empty-dir/scratch"));
         let conf = &vols["conf"];
@@ -351,6 +392,12 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let info = &vols["info"];
+        assert_eq!(std::fs::read_to_string(info.join("name")).unwrap(), "p");
+        assert_eq!(
+            std::fs::read_to_string(info.join("labels")).unwrap(),
+            "app=\"x\"\ntier=\"web\""
+        );
         let m = mounts(&pod.spec.as_ref().unwrap().containers[0], &vols);
         assert_eq!(m.len(), 2);
         assert!(m[1].readonly);

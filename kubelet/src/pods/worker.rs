@@ -316,7 +316,7 @@ impl Worker {
                 }
             }
         }
-        self.refresh_volumes(pod).await;
+        self.refresh_volumes(pod, &facts).await;
         let view = PodView::observe(&cri, &self.uid).await?;
         let pod_ip = facts.pod_ips.first().cloned().unwrap_or_default();
         self.probe(pod, &view, &pod_ip).await;
@@ -325,7 +325,7 @@ impl Worker {
 
     /// Rewrites ConfigMap and Secret volume files every
     /// `--sync-frequency`, so changes reach running containers.
-    async fn refresh_volumes(&mut self, pod: &Pod) {
+    async fn refresh_volumes(&mut self, pod: &Pod, facts: &PodFacts) {
         if self
             .volumes_refreshed
             .is_some_and(|t| t.elapsed() < self.ctx.sync_frequency)
@@ -334,7 +334,7 @@ impl Worker {
         }
         self.volumes_refreshed = Some(tokio::time::Instant::now());
         let sources = ApiSources(self.ctx.client.clone());
-        if let Err(e) = volumes::prepare(&self.ctx.root_dir, pod, &sources).await {
+        if let Err(e) = volumes::prepare(&self.ctx.root_dir, pod, facts, &sources).await {
             tracing::warn!(pod = %pod_name(pod), "refreshing volumes failed: {e}");
         }
     }
@@ -549,7 +549,7 @@ impl Worker {
             }
         };
         let sources = ApiSources(self.ctx.client.clone());
-        let vols = volumes::prepare(&self.ctx.root_dir, pod, &sources)
+        let vols = volumes::prepare(&self.ctx.root_dir, pod, facts, &sources)
             .await
             .map_err(|e| ("ContainerCreating".to_string(), e))?;
         let env = env::environment(pod, c, facts, &sources)
