@@ -43,6 +43,27 @@ pub struct Inputs<'a> {
     pub probes: &'a HashMap<String, Outcome>,
 }
 
+/// An image reference as the runtime names it (`busybox` →
+/// `docker.io/library/busybox:latest`). The spec's image is reported, not
+/// the runtime's name for the image id, which may be another tag of the
+/// same image.
+pub fn normalize_image(image: &str) -> String {
+    if image.is_empty() || image.starts_with("sha256:") {
+        return image.to_string();
+    }
+    let named = match image.split_once('/') {
+        None => format!("docker.io/library/{image}"),
+        Some((host, _)) if host.contains(['.', ':']) || host == "localhost" => image.to_string(),
+        Some(_) => format!("docker.io/{image}"),
+    };
+    let last = named.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || named.contains('@') {
+        named
+    } else {
+        format!("{named}:latest")
+    }
+}
+
 fn terminated(s: &cri::ContainerStatus, runtime: &str) -> ContainerStateTerminated {
     ContainerStateTerminated {
         exit_code: s.exit_code,
@@ -81,7 +102,7 @@ fn container_status(c: &Container, inputs: &Inputs, default_reason: &str) -> Con
     let runtime = inputs.runtime;
     let mut st = ContainerStatus {
         name: c.name.clone(),
-        image: c.image.clone().unwrap_or_default(),
+        image: normalize_image(c.image.as_deref().unwrap_or_default()),
         image_id: String::new(),
         ready: false,
         restart_count: 0,
@@ -96,11 +117,6 @@ fn container_status(c: &Container, inputs: &Inputs, default_reason: &str) -> Con
     let Some(s) = latest else { return st };
     st.container_id = Some(format!("{runtime}://{}", s.id));
     st.image_id = s.image_ref.clone();
-    if let Some(img) = s.image.as_ref().filter(|i| !i.image.is_empty())
-        && !img.image.starts_with("sha256:")
-    {
-        st.image = img.image.clone();
-    }
     st.restart_count = view::attempt(s) as i32;
     let previous = inputs.view.previous(&c.name);
     match view::state(s) {
@@ -462,6 +478,23 @@ mod tests {
             json!({"name": "x", "image": "", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ContainerCreating"}}}),
         )
+    }
+
+    #[test]
+    fn images_are_reported_normalized() {
+        assert_eq!(
+            normalize_image("busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(normalize_image("me/app:1"), "docker.io/me/app:1");
+        assert_eq!(
+            normalize_image("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_image("localhost/capstan/busybox:1.35"),
+            "localhost/capstan/busybox:1.35"
+        );
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod bench;
 pub mod fixture;
 pub mod hollow;
 pub mod node;
+pub mod registry;
 pub mod table;
 pub mod wait;

@@ -35,7 +35,10 @@ pub struct Node {
     pub pod_cidr: String,
     /// Where pod logs are written (`--pod-log-dir`).
     pub pod_log_dir: PathBuf,
-    /// The static pod directory (`--pod-manifest-path`, read every second).
+    /// The kubelet's `--root-dir` (pod volumes under `pods/<uid>`).
+    pub root_dir: PathBuf,
+    /// The static pod directory (`--pod-manifest-path`, read every second;
+    /// volume files are refreshed every second too).
     pub manifests: PathBuf,
     kubelet_args: Vec<String>,
     kubelet_log: PathBuf,
@@ -76,6 +79,7 @@ impl Node {
         let cri = Cri::connect(&containerd.socket().to_string_lossy())?;
         let pod_cidr = random_cidr();
         let pod_log_dir = dir.path().join("pod-logs");
+        let root_dir = dir.path().join("kubelet");
         let manifests = dir.path().join("manifests");
         std::fs::create_dir_all(&manifests)?;
         let mut kubelet_args: Vec<String> = vec![
@@ -86,7 +90,7 @@ impl Node {
                 "--container-runtime-endpoint=unix://{}",
                 containerd.socket().display()
             ),
-            format!("--root-dir={}", dir.path().join("kubelet").display()),
+            format!("--root-dir={}", root_dir.display()),
             format!("--pod-log-dir={}", pod_log_dir.display()),
             format!("--port={}", free_port()?),
             "--address=127.0.0.1".into(),
@@ -101,6 +105,7 @@ impl Node {
             "--image-gc-high-threshold=100".into(),
             format!("--pod-manifest-path={}", manifests.display()),
             "--file-check-frequency=1s".into(),
+            "--sync-frequency=1s".into(),
         ];
         if pod_cidr_flag {
             kubelet_args.push(format!("--pod-cidr={pod_cidr}"));
@@ -114,6 +119,7 @@ impl Node {
             pod_cidr,
             pod_log_dir,
             manifests,
+            root_dir,
             kubelet_args,
             kubelet_log: dir.path().join("kubelet.log"),
             dir,
@@ -205,5 +211,14 @@ impl Node {
             .join(container)
             .join(format!("{attempt}.log"));
         std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // The kubelet first (so it starts nothing more), then its tmpfs
+        // volumes; containerd tears itself down when its field drops.
+        self.stop_kubelet();
+        capstan::runtime::unmount_under(&self.root_dir);
     }
 }

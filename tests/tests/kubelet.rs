@@ -178,10 +178,13 @@ async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
             "metadata": {"name": "web"},
             "spec": {
                 "nodeName": "node-b",
+                "volumes": [{"name": "shared", "emptyDir": {}}, {"name": "fast", "emptyDir": {"medium": "Memory"}}],
                 "initContainers": [{"name": "setup", "image": BUSYBOX,
-                    "command": ["sh", "-c", "echo initialized"]}],
+                    "command": ["sh", "-c", "echo initialized; echo made-by-init > /shared/note; echo fast > /fast/note"],
+                    "volumeMounts": [{"name": "shared", "mountPath": "/shared"}, {"name": "fast", "mountPath": "/fast"}]}],
                 "containers": [
-                    {"name": "one", "image": BUSYBOX, "command": ["sh", "-c", "echo one; exec sleep 3600"]},
+                    {"name": "one", "image": BUSYBOX, "command": ["sh", "-c", "echo one; cat /data/note /fast/note; exec sleep 3600"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/data", "readOnly": true}, {"name": "fast", "mountPath": "/fast"}]},
                     {"name": "two", "image": BUSYBOX, "command": ["sleep", "3600"]},
                 ],
             },
@@ -235,10 +238,12 @@ async fn a_pod_with_an_init_container_and_two_containers_runs() -> Result<()> {
     );
     let log = wait::until("container one's log", TIMEOUT, || async {
         let l = node.container_log(&pod, "one", 0);
-        (!l.is_empty()).then_some(l)
+        l.contains("stdout F fast\n").then_some(l)
     })
     .await?;
     assert!(log.contains("stdout F one"), "{log}");
+    // The init container's file, through a shared emptyDir (and a tmpfs one).
+    assert!(log.contains("stdout F made-by-init"), "{log}");
     Ok(())
 }
 
@@ -266,10 +271,21 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
             "spec": {
                 "nodeName": "node-c",
                 "restartPolicy": "Never",
+                "volumes": [
+                    {"name": "settings", "configMap": {"name": "settings", "items": [{"key": "color", "path": "paint"}]}},
+                    {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+                    {"name": "info", "downwardAPI": {"items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "mem", "resourceFieldRef": {"containerName": "main", "resource": "limits.memory", "divisor": "1Mi"}},
+                    ]}},
+                ],
                 "containers": [{
                     "name": "main", "image": BUSYBOX,
-                    "command": ["sh", "-c", "env | sort; echo args: $0 $1", "$(GREETING)", "$(COLOR)"],
+                    "command": ["sh", "-c", "env | sort; echo args: $0 $1; echo file: $(cat /etc/settings/paint) $(cat /etc/creds/password); stat -L -c %a /etc/creds/password; echo; cat /etc/info/labels; echo; echo mem: $(cat /etc/info/mem)", "$(GREETING)", "$(COLOR)"],
                     "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                    "volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"},
+                                     {"name": "creds", "mountPath": "/etc/creds", "readOnly": true},
+                                     {"name": "info", "mountPath": "/etc/info"}],
                     "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
                     "env": [
                         {"name": "GREETING", "value": "hello"},
@@ -312,6 +328,10 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
         "APP=envy",
         "MEM_MI=64",
         "args: hello blue",
+        "file: blue hunter2",
+        "400",
+        "app=\"envy\"",
+        "mem: 64",
     ] {
         assert!(
             log.contains(&format!("stdout F {line}\n")),
@@ -325,6 +345,45 @@ async fn env_comes_from_configmaps_secrets_and_the_downward_api() -> Result<()> 
         (0, Some("Completed"))
     );
     assert_eq!(condition(&done, "Ready").as_deref(), Some("False"));
+
+    // An updated ConfigMap reaches the files of a running container.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "watcher"},
+            "spec": {"nodeName": "node-c", "volumes": [{"name": "settings", "configMap": {"name": "settings"}}],
+                "containers": [{"name": "main", "image": BUSYBOX, "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "settings", "mountPath": "/etc/settings"}]}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "watcher", "the watcher to run", |p| {
+        container(p, "main")?.ready.then_some(())
+    })
+    .await?;
+    cp.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-p",
+        r#"{"data":{"color":"green"}}"#,
+    ])?;
+    let id = wait_pod(&client, &node, "watcher", "the watcher's id", |p| {
+        container(p, "main")?.container_id.clone()
+    })
+    .await?;
+    let id = id.trim_start_matches("containerd://").to_string();
+    let cri = node.cri.clone();
+    wait::until("the updated file in the container", TIMEOUT, || {
+        let cri = cri.clone();
+        let id = id.clone();
+        async move {
+            let cmd = vec!["cat".to_string(), "/etc/settings/color".to_string()];
+            let (_, out, _) = cri.exec_sync(&id, cmd, 5).await.ok()?;
+            (out == b"green").then_some(())
+        }
+    })
+    .await?;
 
     // A missing key keeps the container from being created, as upstream.
     create_pod(
@@ -481,6 +540,10 @@ async fn a_graceful_delete_stops_the_pod_and_removes_it() -> Result<()> {
         .list_pod_sandboxes(capstan_kubelet::cri::labels::of_pod(&uid))
         .await?;
     assert!(left.is_empty(), "sandboxes left: {left:?}");
+    assert!(
+        !node.root_dir.join("pods").join(&uid).exists(),
+        "the pod directory is removed"
+    );
     Ok(())
 }
 
@@ -896,6 +959,135 @@ async fn a_static_pod_runs_and_is_mirrored_in_the_api() -> Result<()> {
                 .ok()?;
             left.is_empty().then_some(())
         }
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_image_restarts_the_container() -> Result<()> {
+    let (cp, node, client) = start("node-m").await?;
+    let retagged = "localhost/capstan/busybox:retagged";
+    let out = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(node.containerd.socket())
+        .args(["-n", "k8s.io", "images", "tag", BUSYBOX, retagged])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ctr tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "upgraded"},
+            "spec": {"nodeName": "node-m", "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let before = wait_pod(&client, &node, "upgraded", "the pod to run", |p| {
+        let c = container(p, "c")?;
+        c.ready.then(|| c.container_id.clone())?
+    })
+    .await?;
+    cp.kubectl(&["set", "image", "pod/upgraded", &format!("c={retagged}")])?;
+    let after = wait_pod(
+        &client,
+        &node,
+        "upgraded",
+        "the container to run the new image",
+        |p| {
+            let c = container(p, "c")?;
+            (c.ready && c.image == retagged).then(|| c.clone())
+        },
+    )
+    .await?;
+    assert_ne!(after.container_id.as_ref(), Some(&before));
+    assert_eq!(after.restart_count, 1);
+    Ok(())
+}
+
+/// Runs `ctr` against the node's containerd in the CRI namespace.
+fn ctr(node: &Node, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(node.containerd.socket())
+        .args(["-n", "k8s.io"])
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ctr {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_pulled_from_a_registry() -> Result<()> {
+    let (cp, node, client) = start("node-n").await?;
+    let registry = capstan_tests::registry::Registry::start().await?;
+    node.containerd.trust_plain_http_registry(&registry.host)?;
+    // Push busybox to the registry, then forget it locally.
+    let remote = format!("{}/capstan/busybox:pulled", registry.host);
+    ctr(&node, &["images", "tag", BUSYBOX, &remote])?;
+    ctr(&node, &["images", "push", "--plain-http", &remote])?;
+    ctr(&node, &["images", "rm", &remote])?;
+    // Pull secrets are read and handed to CRI (this registry ignores them).
+    cp.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host),
+        "--docker-username=u",
+        "--docker-password=p",
+    ])?;
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "pulled"},
+            "spec": {"nodeName": "node-n", "imagePullSecrets": [{"name": "regcred"}], "containers": [
+                {"name": "c", "image": remote, "imagePullPolicy": "Always", "command": ["sleep", "3600"]}]},
+        }),
+    )
+    .await?;
+    let c = wait_pod(&client, &node, "pulled", "the pulled image to run", |p| {
+        let c = container(p, "c")?;
+        c.ready.then(|| c.clone())
+    })
+    .await?;
+    assert_eq!(c.image, remote);
+    assert!(
+        c.image_id
+            .starts_with(&format!("{}/capstan/busybox@sha256:", registry.host)),
+        "{}",
+        c.image_id
+    );
+    let pulled = format!("Successfully pulled image {remote:?}");
+    wait::until("the pull events", TIMEOUT, || async {
+        let text = cp.kubectl(&["describe", "pod", "pulled"]).ok()?;
+        (text.contains(&format!("Pulling image {remote:?}")) && text.contains(&pulled))
+            .then_some(())
+    })
+    .await?;
+
+    // A registry that is not there: ErrImagePull, then ImagePullBackOff.
+    create_pod(
+        &client,
+        json!({
+            "metadata": {"name": "unpullable"},
+            "spec": {"nodeName": "node-n", "containers": [
+                {"name": "c", "image": "127.0.0.1:1/capstan/nothing:1"}]},
+        }),
+    )
+    .await?;
+    wait_pod(&client, &node, "unpullable", "ImagePullBackOff", |p| {
+        let w = container(p, "c")?.state.clone()?.waiting?;
+        (w.reason.as_deref() == Some("ImagePullBackOff")).then_some(())
     })
     .await?;
     Ok(())

@@ -7,28 +7,15 @@
 //! Needs root, containerd, runc, the CNI plugins, busybox-static,
 //! docker-registry, skopeo and htpasswd (apache2-utils).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use capstan::runtime::images;
-use capstan_tests::fixture::{ControlPlane, free_port};
+use capstan_tests::fixture::ControlPlane;
 use capstan_tests::node::Node;
+use capstan_tests::registry::Registry;
 use capstan_tests::wait;
-
-/// A running registry, killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -38,60 +25,10 @@ fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-impl Registry {
-    /// Starts docker-registry on a free loopback port, requiring
-    /// `user`/`password`.
-    async fn start(user: &str, password: &str) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let htpasswd = dir.path().join("htpasswd");
-        let entry = run(Command::new("htpasswd").args(["-Bbn", user, password]))?;
-        std::fs::write(&htpasswd, entry)?;
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd: {{realm: capstan, path: {}}}\n",
-                dir.path().join("data").display(),
-                htpasswd.display()
-            ),
-        )?;
-        let log = std::fs::File::create(dir.path().join("registry.log"))?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("starting docker-registry (apt-get install docker-registry)")?;
-        let registry = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait::until(
-            "the registry to listen",
-            Duration::from_secs(30),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await?;
-        Ok(registry)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_image_is_pulled_with_the_pods_pull_secret() -> Result<()> {
-    let registry = Registry::start("puller", "pa55word").await?;
-    let host = registry.host();
+    let registry = Registry::start_with_login("puller", "pa55word").await?;
+    let host = registry.host.clone();
     let image = format!("{host}/capstan/private:1.0");
 
     // Build an image locally and push it with the registry's credentials.
@@ -115,15 +52,7 @@ async fn a_private_image_is_pulled_with_the_pods_pull_secret() -> Result<()> {
     let cp = ControlPlane::start(&[]).await?;
     let node = Node::start(&cp, "pull-node", &[]).await?;
     node.wait_ready(&cp.client().await?).await?;
-    // containerd reaches the registry over plain HTTP (hosts.toml).
-    let certs = node.containerd.options().dir.join("certs.d").join(&host);
-    std::fs::create_dir_all(&certs)?;
-    std::fs::write(
-        certs.join("hosts.toml"),
-        format!(
-            "server = \"http://{host}\"\n\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
-        ),
-    )?;
+    node.containerd.trust_plain_http_registry(&host)?;
 
     cp.kubectl(&[
         "create",

@@ -190,6 +190,21 @@ impl Containerd {
         self.opts.socket()
     }
 
+    /// Lets CRI pull from the registry at `host` (`127.0.0.1:5000`) over
+    /// plain HTTP, through a `certs.d/<host>/hosts.toml` under this
+    /// containerd's `config_path` (read at each pull, no restart needed).
+    pub fn trust_plain_http_registry(&self, host: &str) -> Result<()> {
+        let dir = self.opts.dir.join("certs.d").join(host);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"http://{host}\"\n\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )?;
+        Ok(())
+    }
+
     /// The last lines of containerd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text =
@@ -315,27 +330,6 @@ impl Containerd {
         }
     }
 
-    /// Detaches every mount under our directory (deepest first).
-    fn unmount_all(&self) {
-        let dir = self.opts.dir.to_string_lossy().into_owned();
-        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let mut points: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .map(|m| m.replace("\\040", " "))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount")
-                .args(["-l", &p])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-
     /// Stops everything; also done on drop.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -354,7 +348,7 @@ impl Containerd {
         let _ = child.kill();
         let _ = child.wait();
         self.kill_shims();
-        self.unmount_all();
+        super::unmount_under(&self.opts.dir);
         let _ = Command::new("ip")
             .args(["link", "del", &self.opts.bridge])
             .stderr(Stdio::null())

@@ -150,14 +150,14 @@ pub fn spec_hash(c: &Container) -> String {
 }
 
 /// The CRI config of container `c` of `pod`, restart `attempt`, with its
-/// resolved environment and the image reference to run.
+/// resolved environment, volume mounts and the image reference to run.
 pub fn config(
     pod: &Pod,
     c: &Container,
     attempt: u32,
     env: Vec<(String, String)>,
-    image: &str,
     mounts: Vec<cri::Mount>,
+    image: &str,
     node_memory: i64,
 ) -> cri::ContainerConfig {
     let m = &pod.metadata;
@@ -206,10 +206,10 @@ pub fn config(
             .into_iter()
             .map(|(key, value)| cri::KeyValue { key, value })
             .collect(),
+        mounts,
         labels: labels::container(&name, &namespace, &uid, &c.name),
         annotations,
         log_path: format!("{}/{attempt}.log", c.name),
-        mounts,
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
@@ -262,8 +262,8 @@ mod tests {
             c,
             3,
             vec![("GREETING".into(), "hi".into())],
-            "busybox",
             Vec::new(),
+            "busybox",
             0,
         );
         assert_eq!(cfg.command, vec!["sh", "-c", "echo hi"]);

@@ -43,8 +43,66 @@ fn registry(image: &str) -> &str {
     }
 }
 
-/// Credentials for `image` from the pod's pull secrets
-/// (`kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`).
+/// Credentials for registry `host` in a pull secret's data
+/// (`.dockerconfigjson` or the older `.dockercfg`).
+pub fn auth_from_secret(data: &BTreeMap<String, Vec<u8>>, host: &str) -> Option<cri::AuthConfig> {
+    let auths = if let Some(j) = data.get(".dockerconfigjson") {
+        serde_json::from_slice::<serde_json::Value>(j)
+            .ok()
+            .and_then(|v| v.get("auths").cloned())
+    } else if let Some(j) = data.get(".dockercfg") {
+        serde_json::from_slice::<serde_json::Value>(j).ok()
+    } else {
+        None
+    };
+    let Some(serde_json::Value::Object(auths)) = auths else {
+        return None;
+    };
+    for (server, entry) in auths {
+        let server_host = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let matches =
+            server_host == host || (host == "docker.io" && server_host == "index.docker.io");
+        if !matches {
+            continue;
+        }
+        let field = |k: &str| {
+            entry
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut username = field("username");
+        let mut password = field("password");
+        let auth = field("auth");
+        if username.is_empty()
+            && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&auth)
+            && let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':')
+        {
+            username = u.to_string();
+            password = p.to_string();
+        }
+        return Some(cri::AuthConfig {
+            username,
+            password,
+            auth,
+            // A URL: containerd parses it as one and compares its host
+            // with the registry's ("127.0.0.1:5000" alone does not parse).
+            server_address: format!("https://{server_host}"),
+            ..Default::default()
+        });
+    }
+    None
+}
+
+/// Credentials for `image` from the pod's pull secrets, the first that
+/// names its registry.
 pub async fn auth_for(client: &kube::Client, pod: &Pod, image: &str) -> Option<cri::AuthConfig> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -63,58 +121,8 @@ pub async fn auth_for(client: &kube::Client, pod: &Pod, image: &str) -> Option<c
             .into_iter()
             .map(|(k, v)| (k, v.0))
             .collect();
-        let auths = if let Some(j) = data.get(".dockerconfigjson") {
-            serde_json::from_slice::<serde_json::Value>(j)
-                .ok()
-                .and_then(|v| v.get("auths").cloned())
-        } else if let Some(j) = data.get(".dockercfg") {
-            serde_json::from_slice::<serde_json::Value>(j).ok()
-        } else {
-            None
-        };
-        let Some(serde_json::Value::Object(auths)) = auths else {
-            continue;
-        };
-        for (server, entry) in auths {
-            let server_host = server
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let matches =
-                server_host == host || (host == "docker.io" && server_host == "index.docker.io");
-            if !matches {
-                continue;
-            }
-            let field = |k: &str| {
-                entry
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let mut username = field("username");
-            let mut password = field("password");
-            let auth = field("auth");
-            if username.is_empty()
-                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&auth)
-                && let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':')
-            {
-                username = u.to_string();
-                password = p.to_string();
-            }
-            return Some(cri::AuthConfig {
-                username,
-                password,
-                auth,
-                // A URL: containerd parses it as one and compares its
-                // host with the registry's ("127.0.0.1:5000" alone does
-                // not parse).
-                server_address: format!("https://{server_host}"),
-                ..Default::default()
-            });
+        if let Some(auth) = auth_from_secret(&data, host) {
+            return Some(auth);
         }
     }
     None
@@ -202,6 +210,19 @@ mod tests {
             image_pull_policy: policy.map(str::to_string),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn pull_secrets_give_the_registry_credentials() {
+        let json = r#"{"auths":{"127.0.0.1:5000":{"username":"u","password":"p","auth":"dTpw"},
+            "https://index.docker.io/v1/":{"auth":"YTpi"}}}"#;
+        let data = BTreeMap::from([(".dockerconfigjson".to_string(), json.as_bytes().to_vec())]);
+        let a = auth_from_secret(&data, "127.0.0.1:5000").unwrap();
+        assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
+        assert_eq!(a.server_address, "127.0.0.1:5000");
+        let hub = auth_from_secret(&data, "docker.io").unwrap();
+        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("a", "b"));
+        assert!(auth_from_secret(&data, "quay.io").is_none());
     }
 
     #[test]

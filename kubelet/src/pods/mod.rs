@@ -36,11 +36,20 @@ pub const ORPHAN_SWEEP: Duration = Duration::from_secs(30);
 
 type Senders = HashMap<String, watch::Sender<Option<Arc<Pod>>>>;
 
+/// Uids of the pods that have a worker, shared with the orphan sweep so
+/// it decides on the set as it is when it looks, not as it was when it
+/// started (a worker spawned meanwhile may have made a sandbox).
+type Live = Arc<std::sync::Mutex<HashSet<String>>>;
+
+fn is_live(live: &Live, uid: &str) -> bool {
+    live.lock().map(|l| l.contains(uid)).unwrap_or(true)
+}
+
 fn uid(pod: &Pod) -> Option<String> {
     pod.metadata.uid.clone()
 }
 
-fn dispatch(ctx: &Arc<Context>, workers: &mut Senders, pod: Pod) {
+fn dispatch(ctx: &Arc<Context>, workers: &mut Senders, live: &Live, pod: Pod) {
     let Some(id) = uid(&pod) else { return };
     let pod = Arc::new(pod);
     if let Some(tx) = workers.get(&id)
@@ -49,6 +58,9 @@ fn dispatch(ctx: &Arc<Context>, workers: &mut Senders, pod: Pod) {
         return;
     }
     let (tx, rx) = watch::channel(Some(pod));
+    if let Ok(mut l) = live.lock() {
+        l.insert(id.clone());
+    }
     tokio::spawn(worker::run(ctx.clone(), id.clone(), rx));
     workers.insert(id, tx);
 }
@@ -59,8 +71,8 @@ fn gone(workers: &mut Senders, id: &str) {
     }
 }
 
-/// Removes sandboxes whose pod uid is not in `known`.
-async fn sweep_orphans(ctx: Arc<Context>, known: HashSet<String>) {
+/// Removes sandboxes, and pod directories, whose pod uid is not in `known`.
+async fn sweep_orphans(ctx: Arc<Context>, live: Live) {
     let sandboxes = match ctx.cri.list_pod_sandboxes(HashMap::new()).await {
         Ok(s) => s,
         Err(e) => {
@@ -72,7 +84,7 @@ async fn sweep_orphans(ctx: Arc<Context>, known: HashSet<String>) {
         let Some(owner) = s.labels.get(labels::POD_UID) else {
             continue;
         };
-        if known.contains(owner) {
+        if is_live(&live, owner) {
             continue;
         }
         tracing::info!(sandbox = %s.id, pod_uid = %owner, "removing the sandbox of a pod not bound to this node");
@@ -82,6 +94,12 @@ async fn sweep_orphans(ctx: Arc<Context>, known: HashSet<String>) {
         }
         if let Err(e) = ctx.cri.remove_pod_sandbox(&s.id).await {
             tracing::warn!(sandbox = %s.id, "removing orphaned sandbox failed: {e:#}");
+        }
+    }
+    // Volume directories (and tmpfs mounts) of pods that are gone.
+    for uid in ctx.volumes.pod_uids() {
+        if !is_live(&live, &uid) {
+            ctx.volumes.cleanup(&uid);
         }
     }
 }
@@ -103,6 +121,7 @@ pub async fn run(
     let mut synced = false;
     let mut sweep = tokio::time::interval(ORPHAN_SWEEP);
     let mut static_uids: HashSet<String> = HashSet::new();
+    let live: Live = Arc::default();
     loop {
         let next_static = async {
             match statics.as_mut() {
@@ -114,7 +133,7 @@ pub async fn run(
             event = next_static => match event {
                 Some(SourceEvent::Upsert(p)) => {
                     static_uids.extend(uid(&p));
-                    dispatch(&ctx, &mut workers, *p);
+                    dispatch(&ctx, &mut workers, &live, *p);
                 }
                 Some(SourceEvent::Remove(id)) => {
                     static_uids.remove(&id);
@@ -131,7 +150,7 @@ pub async fn run(
                     continue;
                 }
                 match event {
-                    Ok(watcher::Event::Apply(p)) => dispatch(&ctx, &mut workers, p),
+                    Ok(watcher::Event::Apply(p)) => dispatch(&ctx, &mut workers, &live, p),
                     Ok(watcher::Event::Delete(p)) => {
                         if let Some(id) = uid(&p) {
                             gone(&mut workers, &id);
@@ -142,7 +161,7 @@ pub async fn run(
                         if let (Some(set), Some(id)) = (listed.as_mut(), uid(&p)) {
                             set.insert(id);
                         }
-                        dispatch(&ctx, &mut workers, p);
+                        dispatch(&ctx, &mut workers, &live, p);
                     }
                     Ok(watcher::Event::InitDone) => {
                         // Pods deleted while the watch was down.
@@ -153,7 +172,7 @@ pub async fn run(
                         }
                         if !synced {
                             synced = true;
-                            tokio::spawn(sweep_orphans(ctx.clone(), present));
+                            tokio::spawn(sweep_orphans(ctx.clone(), live.clone()));
                         }
                     }
                     Err(e) => tracing::warn!("watching pods failed: {e}"),
@@ -161,9 +180,11 @@ pub async fn run(
             }
             _ = sweep.tick() => {
                 workers.retain(|_, tx| !tx.is_closed());
+                if let Ok(mut l) = live.lock() {
+                    l.retain(|id| workers.contains_key(id));
+                }
                 if synced {
-                    let known: HashSet<String> = workers.keys().cloned().collect();
-                    tokio::spawn(sweep_orphans(ctx.clone(), known));
+                    tokio::spawn(sweep_orphans(ctx.clone(), live.clone()));
                 }
             }
         }

@@ -79,6 +79,14 @@ fn restart_policy(pod: &Pod) -> &str {
         .unwrap_or("Always")
 }
 
+/// Whether a container was made from another spec than `c` (upstream's
+/// `containerChanged`: the hash annotation differs).
+fn changed(s: &cri::ContainerStatus, c: &Container) -> bool {
+    s.annotations
+        .get(crate::cri::labels::CONTAINER_HASH)
+        .is_some_and(|h| *h != container::spec_hash(c))
+}
+
 fn should_restart(policy: &str, exit_code: i32) -> bool {
     match policy {
         "Never" => false,
@@ -182,6 +190,12 @@ impl Worker {
             Err(e) => {
                 // The pod waits in ContainerCreating until its volumes can
                 // be set up, as upstream's volume manager holds it.
+                self.ctx.events.warning(
+                    super::events::pod_ref(pod),
+                    "FailedMount",
+                    "SetUpVolume",
+                    e.0.clone(),
+                );
                 self.write_status(pod, &view).await?;
                 anyhow::bail!("{}", e.0);
             }
@@ -270,6 +284,33 @@ impl Worker {
             for c in &spec.containers {
                 let latest = view.latest(&c.name).cloned();
                 match latest.as_ref().map(view::state) {
+                    Some(cri::ContainerState::ContainerRunning)
+                        if latest.as_ref().is_some_and(|l| changed(l, c)) =>
+                    {
+                        // The spec changed (a new image): replace it now.
+                        let Some(l) = latest.as_ref() else { continue };
+                        let message =
+                            format!("Container {} definition changed, will be restarted", c.name);
+                        tracing::info!(pod = %pod_name(pod), "{message}");
+                        self.ctx.events.normal(
+                            container_ref(pod, &c.name),
+                            "Killing",
+                            "Kill",
+                            message,
+                        );
+                        let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+                        cri.stop_container(&l.id, grace).await?;
+                        let stopped = cri.container_status(&l.id).await?;
+                        self.start_or_restart(
+                            pod,
+                            c,
+                            stopped.as_ref(),
+                            &sb.id,
+                            &sandbox_config,
+                            &facts,
+                        )
+                        .await;
+                    }
                     Some(cri::ContainerState::ContainerRunning) => {
                         self.waiting.remove(&c.name);
                     }
@@ -507,14 +548,15 @@ impl Worker {
                 return Err(e);
             }
         };
-        let env = env::environment(pod, c, facts, &ApiSources(self.ctx.client.clone()))
+        let sources = ApiSources(self.ctx.client.clone());
+        let env = env::environment(pod, c, facts, &sources)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.0))?;
         let dir = std::path::Path::new(&sandbox_config.log_directory).join(&c.name);
         let _ = std::fs::create_dir_all(&dir);
         let mounts = crate::volumes::mounts(c, &self.volumes)
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
-        let config = container::config(pod, c, attempt, env, &image, mounts, self.ctx.node_memory);
+        let config = container::config(pod, c, attempt, env, mounts, &image, self.ctx.node_memory);
         let id = self
             .ctx
             .cri

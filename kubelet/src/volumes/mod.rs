@@ -54,6 +54,17 @@ impl Volumes {
         }
     }
 
+    /// The uids of the pods with volume directories on this node (for
+    /// removing those of pods that are gone).
+    pub fn pod_uids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
     fn pod_dir(&self, uid: &str) -> PathBuf {
         self.root.join("pods").join(uid)
     }

@@ -99,7 +99,7 @@ async fn one_through_containerd(
         .context("container")?;
     let sandbox_config = sandbox::config(&p, 0, settings);
     std::fs::create_dir_all(std::path::Path::new(&sandbox_config.log_directory).join("main"))?;
-    let config = container::config(&p, &c, 0, Vec::new(), BUSYBOX, Vec::new(), 0);
+    let config = container::config(&p, &c, 0, Vec::new(), Vec::new(), BUSYBOX, 0);
     let started = Instant::now();
     let id = node.cri.run_pod_sandbox(sandbox_config.clone()).await?;
     let cid = node
