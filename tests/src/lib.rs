@@ -6,5 +6,6 @@
 pub mod bench;
 pub mod fixture;
 pub mod hollow;
+pub mod local_cluster;
 pub mod table;
 pub mod wait;
