@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::components;
 use super::layout::{self, ClusterDir};
+use super::lock::ClusterLock;
 use super::progress::Progress;
 use super::runner;
 use super::state::{ClusterState, Ports};
@@ -35,11 +36,21 @@ pub struct CreateOptions {
 pub fn create(opts: &CreateOptions) -> anyhow::Result<()> {
     let home = layout::capstan_home()?;
     let dir = ClusterDir::new(&home, &opts.name)?;
+    let _lock = ClusterLock::acquire(&home, &opts.name)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(create_in(&dir, opts))
+    runtime.block_on(create_in(&dir, opts)).map_err(|e| {
+        if dir.root.exists() {
+            e.context(format!(
+                "creating cluster {:?} failed; what was started keeps running: run create again once the cause is fixed, or `capstan delete cluster --name {}` to remove it",
+                dir.name, dir.name
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()> {

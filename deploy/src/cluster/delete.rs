@@ -11,6 +11,7 @@ use anyhow::Context as _;
 
 use super::components::CONTROL_PLANE;
 use super::layout::{self, ClusterDir};
+use super::lock::ClusterLock;
 use super::node;
 use super::process;
 use super::progress::Progress;
@@ -26,6 +27,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 pub fn delete(name: &str, kubeconfig: Option<&Path>) -> anyhow::Result<()> {
     let home = layout::capstan_home()?;
     let dir = ClusterDir::new(&home, name)?;
+    let _lock = ClusterLock::acquire(&home, name)?;
     let progress = Progress::new();
     progress.say(&format!("Deleting cluster {name:?} ..."));
 

@@ -9,14 +9,15 @@
 //! (ports and kubeconfigs), [`ports`], [`binaries`] (finding programs),
 //! [`process`] (detached processes and pid files), [`components`] (what
 //! runs and with which flags), [`runner`] (start one idempotently and
-//! probe it), [`node`] (the node's seam), [`progress`], [`create`] and
-//! [`delete`].
+//! probe it), [`node`] (the node's seam), [`lock`] (one command per
+//! cluster at a time), [`progress`], [`create`] and [`delete`].
 
 pub mod binaries;
 pub mod components;
 pub mod create;
 pub mod delete;
 pub mod layout;
+pub mod lock;
 pub mod node;
 pub mod ports;
 pub mod process;

@@ -26,19 +26,21 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// The kubeconfig file to write: `explicit` (`--kubeconfig`), else the
 /// first entry of `$KUBECONFIG`, else `~/.kube/config`, as kind chooses.
+/// Always absolute, since `delete` may run from another directory.
 pub fn target_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    if let Some(list) = std::env::var_os("KUBECONFIG")
+    let path = if let Some(path) = explicit {
+        path.to_path_buf()
+    } else if let Some(list) = std::env::var_os("KUBECONFIG")
         && let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty())
     {
-        return Ok(first);
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("HOME is not set; pass --kubeconfig")?;
-    Ok(PathBuf::from(home).join(".kube").join("config"))
+        first
+    } else {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .context("HOME is not set; pass --kubeconfig")?;
+        PathBuf::from(home).join(".kube").join("config")
+    };
+    std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))
 }
 
 /// Upserts every cluster, user and context of `entries` into `doc` by name
@@ -329,5 +331,7 @@ current-context: gke
             target_path(Some(Path::new("/x/config"))).unwrap(),
             PathBuf::from("/x/config")
         );
+        let relative = target_path(Some(Path::new("k/config"))).unwrap();
+        assert!(relative.is_absolute() && relative.ends_with("k/config"));
     }
 }
