@@ -46,11 +46,18 @@ impl CapstanHome {
     /// Runs the built `capstan` with this home (and a private `HOME`, so
     /// nothing touches the real `~/.kube`).
     pub fn capstan(&self, args: &[&str]) -> Result<Output> {
+        self.capstan_env(args, &[])
+    }
+
+    /// Like [`CapstanHome::capstan`] with extra environment variables
+    /// (a `PATH` without etcd).
+    pub fn capstan_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
         Command::new(fixture::binary("capstan")?)
             .args(args)
             .env("CAPSTAN_HOME", self.capstan_home())
             .env("HOME", self.dir.path().join("home"))
             .env_remove("KUBECONFIG")
+            .envs(env.iter().copied())
             .output()
             .context("running capstan")
     }
@@ -165,9 +172,10 @@ impl Drop for CapstanHome {
     }
 }
 
-/// True when `record`'s process is gone: no `/proc/<pid>`, a zombie, or
-/// another process (different start time) under the same pid. Reads
-/// `/proc` itself rather than trusting the code under test.
+/// True when `record`'s process is gone: no `/proc/<pid>`, a zombie with
+/// no thread left (so its sockets are closed), or another process
+/// (different start time) under the same pid. Reads `/proc` itself rather
+/// than trusting the code under test.
 pub fn process_gone(record: &PidRecord) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)) else {
         return true;
@@ -176,7 +184,8 @@ pub fn process_gone(record: &PidRecord) -> bool {
         return true;
     };
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let zombie = fields.first() == Some(&"Z");
+    let threads = std::fs::read_dir(format!("/proc/{}/task", record.pid)).map_or(0, |d| d.count());
+    let zombie = fields.first() == Some(&"Z") && threads <= 1;
     let start_time = fields.get(19).and_then(|f| f.parse::<u64>().ok());
     zombie || start_time != Some(record.start_time)
 }

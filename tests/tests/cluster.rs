@@ -204,6 +204,62 @@ async fn a_cluster_whose_processes_died_is_started_again_with_its_data() -> Resu
     Ok(())
 }
 
+#[tokio::test]
+async fn start_failures_are_explained() -> Result<()> {
+    let mut home = CapstanHome::new()?;
+    // No etcd on PATH: said before anything is written.
+    let out = home.capstan_env(
+        &["create", "cluster", "--name", "noetcd"],
+        &[("PATH", "/nonexistent")],
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("apt-get install etcd-server"), "{stderr}");
+    assert!(!home.cluster_dir("noetcd").exists());
+
+    // A component that exits while starting: its log's tail is shown.
+    home.create("broken")?;
+    let pids = home.pids("broken")?;
+    for (_, record) in &pids {
+        kill_now(record.pid)?;
+    }
+    wait::until(
+        "the cluster's processes to exit",
+        Duration::from_secs(30),
+        || {
+            let done = pids.iter().all(|(_, r)| process_gone(r));
+            async move { done.then_some(()) }
+        },
+    )
+    .await?;
+    let key = home.cluster_dir("broken").join("pki/apiserver.key");
+    std::fs::write(&key, "not a key")?;
+    let out = home.capstan(&[
+        "create",
+        "cluster",
+        "--name",
+        "broken",
+        "--kubeconfig",
+        &home.kubeconfig.to_string_lossy(),
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(" ✗ Starting control-plane"), "{stderr}");
+    assert!(
+        stderr.contains("apiserver exited while starting"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apiserver.key"),
+        "the log tail is missing: {stderr}"
+    );
+    assert!(
+        stderr.contains("capstan delete cluster --name broken"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
 /// Kills a process outright (SIGKILL), as a crash would.
 fn kill_now(pid: i32) -> Result<()> {
     let status = std::process::Command::new("kill")

@@ -133,10 +133,22 @@ pub fn is_ours(record: &PidRecord, marker: &Path) -> bool {
     args.any(|arg| arg.windows(marker.len()).any(|w| w == marker))
 }
 
-/// True while the recorded pid runs with the recorded start time (a zombie
-/// counts as exited: it runs nothing and only waits to be reaped).
+/// True while the recorded pid runs with the recorded start time. A zombie
+/// whose threads have all exited counts as exited (it holds no files or
+/// ports and only waits to be reaped); a zombie leader with threads still
+/// tearing down does not, since those still hold its sockets.
 pub fn is_alive(record: &PidRecord) -> bool {
-    matches!(read_stat(record.pid), Some(s) if s.start_time == record.start_time && s.state != 'Z')
+    match read_stat(record.pid) {
+        Some(s) if s.start_time == record.start_time => {
+            s.state != 'Z' || live_threads(record.pid) > 1
+        }
+        _ => false,
+    }
+}
+
+/// Entries in `/proc/<pid>/task`: the threads not yet released.
+fn live_threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
 /// Stops a process we started: SIGTERM to its process group, then SIGKILL
