@@ -74,13 +74,19 @@ impl CapstanHome {
         Ok((stdout, stderr))
     }
 
+    /// Deletes cluster `name` when this home is dropped (for clusters a
+    /// test creates with [`CapstanHome::capstan_env`]).
+    pub fn delete_on_drop(&mut self, name: &str) {
+        if !self.created.iter().any(|n| n == name) {
+            self.created.push(name.to_string());
+        }
+    }
+
     /// `capstan create cluster --name NAME --kubeconfig <ours>`; the
     /// cluster is deleted when this home is dropped. Returns stderr (the
     /// progress lines).
     pub fn create(&mut self, name: &str) -> Result<String> {
-        if !self.created.iter().any(|n| n == name) {
-            self.created.push(name.to_string());
-        }
+        self.delete_on_drop(name);
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
         let (_, stderr) = self.capstan_ok(&[
             "create",

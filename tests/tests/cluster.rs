@@ -205,6 +205,53 @@ async fn a_cluster_whose_processes_died_is_started_again_with_its_data() -> Resu
 }
 
 #[tokio::test]
+async fn without_flags_the_context_goes_to_kubeconfig_env_or_home() -> Result<()> {
+    let mut home = CapstanHome::new()?;
+    home.delete_on_drop("plain");
+    let user_config = home.dir.path().join("home/.kube/config");
+    let out = home.capstan(&["create", "cluster", "--name", "plain"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read_kubeconfig(&user_config)?.current_context,
+        "capstan-plain"
+    );
+
+    // $KUBECONFIG's first file wins over ~/.kube/config.
+    let env_config = home.dir.path().join("env-config");
+    let list = format!("{}:{}", env_config.display(), user_config.display());
+    let out = home.capstan_env(
+        &["create", "cluster", "--name", "plain"],
+        &[("KUBECONFIG", &list)],
+    )?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read_kubeconfig(&env_config)?.current_context,
+        "capstan-plain"
+    );
+
+    // delete cleans every file create wrote to, with no flag.
+    let (_, _) = home.capstan_ok(&["delete", "cluster", "--name", "plain"])?;
+    for path in [&user_config, &env_config] {
+        let kc = read_kubeconfig(path)?;
+        assert!(
+            kc.contexts.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            kc.contexts
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn start_failures_are_explained() -> Result<()> {
     let mut home = CapstanHome::new()?;
     // No etcd on PATH: said before anything is written.

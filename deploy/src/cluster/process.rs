@@ -115,8 +115,8 @@ pub fn read_pid_file(path: &Path) -> Option<PidRecord> {
 }
 
 /// True while the recorded process runs and still is the one we started:
-/// not a zombie, same start time, same `argv[0]`, and an argument that
-/// contains `marker` (the cluster's directory).
+/// not a zombie, same start time, same `argv[0]`, and an argument that is
+/// `marker` (the cluster's directory) or contains a path below it.
 pub fn is_ours(record: &PidRecord, marker: &Path) -> bool {
     if !is_alive(record) {
         return false;
@@ -129,8 +129,12 @@ pub fn is_ours(record: &PidRecord, marker: &Path) -> bool {
     if args.next() != Some(program) {
         return false;
     }
+    // The directory itself or a path below it: `/c/a` must not match an
+    // argument in `/c/ab`.
     let marker = marker.as_os_str().as_encoded_bytes();
-    args.any(|arg| arg.windows(marker.len()).any(|w| w == marker))
+    let mut below = marker.to_vec();
+    below.push(b'/');
+    args.any(|arg| arg == marker || arg.windows(below.len()).any(|w| w == below.as_slice()))
 }
 
 /// True while the recorded pid runs with the recorded start time. A zombie
@@ -275,6 +279,11 @@ mod tests {
         write_pid_file(&pid_file, &ours).unwrap();
         assert_eq!(read_pid_file(&pid_file), Some(ours.clone()));
         assert!(is_ours(&ours, &marker));
+        let sibling = dir.path().join("mark");
+        assert!(
+            !is_ours(&ours, &sibling),
+            "a prefix of the name is another directory"
+        );
         // A different start time is a different process.
         let reused = PidRecord {
             start_time: ours.start_time + 1,
