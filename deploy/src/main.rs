@@ -59,7 +59,8 @@ enum CreateCommand {
         /// in $KUBECONFIG, else ~/.kube/config).
         #[arg(long, value_name = "PATH")]
         kubeconfig: Option<PathBuf>,
-        /// How long the components may take to become ready.
+        /// How long the components may take, in total, to become ready;
+        /// creating fails with the lagging component's log after it.
         #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
         wait: Duration,
     },

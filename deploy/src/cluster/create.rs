@@ -70,6 +70,7 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
     };
     // Every binary is looked up before anything starts or is written.
     let mut steps = components::control_plane_steps(dir, &state)?;
+    steps.extend(node::steps(dir, &state)?);
     let already = steps
         .iter()
         .flat_map(|s| &s.components)
@@ -96,7 +97,6 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
     let client = capstan_component_base::client::client(Some(&dir.admin_kubeconfig())).await?;
 
     node::prepare(dir, &state)?;
-    steps.extend(node::steps(dir, &state)?);
     for s in &steps {
         step(&progress, quiet, &s.title, async {
             for component in &s.components {

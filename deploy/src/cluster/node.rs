@@ -2,9 +2,11 @@
 //! config, CNI config and the locally built pause image) and
 //! `capstan-kubelet`, being built in `deploy/src/runtime/`.
 //!
-//! `create` calls, in order: the control plane's steps, then [`prepare`],
-//! then runs [`steps`] exactly like the control plane's (idempotently,
-//! pid files, logs, probes), then [`wait_ready`]. `delete` stops the
+//! `create` asks [`steps`] for the node's components up front (so a
+//! missing binary fails before anything starts, and "already running"
+//! covers the node too), calls [`prepare`] after the PKI exists, runs the
+//! node's steps after the control plane's exactly like those
+//! (idempotently, pid files, logs, probes), then [`wait_ready`]. `delete` stops the
 //! components named in [`COMPONENTS`] first (in reverse), then the control
 //! plane, then calls [`teardown`]. Today the node has no parts, so every
 //! function here is empty.
@@ -27,7 +29,8 @@ pub fn prepare(_dir: &ClusterDir, _state: &ClusterState) -> anyhow::Result<()> {
 
 /// The node's steps, run after the control plane is ready (e.g. `Starting
 /// containerd`, `Starting kubelet`), each a [`super::components::Component`]
-/// with a probe.
+/// with a probe. Called before [`prepare`], so it only describes: it must
+/// not write anything.
 pub fn steps(_dir: &ClusterDir, _state: &ClusterState) -> anyhow::Result<Vec<Step>> {
     Ok(Vec::new())
 }
