@@ -478,7 +478,7 @@ fn exists(path: &Path) -> anyhow::Result<bool> {
 /// Atomically replaces `path` with `contents` and exactly `mode` (umask does
 /// not apply). The temporary file is created with `mode` already set, so
 /// secrets are never exposed with wider permissions.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
