@@ -43,12 +43,34 @@ enum Command {
         #[command(subcommand)]
         command: DeleteCommand,
     },
+    /// Load images into a local cluster's node (`capstan load
+    /// image-archive`).
+    Load {
+        #[command(subcommand)]
+        command: LoadCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadCommand {
+    /// Import a docker or OCI image archive into the cluster's containerd
+    /// (namespace k8s.io), so pods can use the image without pulling it.
+    ImageArchive {
+        /// The image archive (`docker save`, `ctr images export` or an OCI
+        /// layout tar).
+        #[arg(value_name = "TAR")]
+        archive: PathBuf,
+        /// The cluster's name.
+        #[arg(long, default_value = DEFAULT_CLUSTER_NAME)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum CreateCommand {
     /// Start a local cluster (etcd, apiserver, scheduler,
-    /// controller-manager) with its state in $CAPSTAN_HOME/clusters/NAME
+    /// controller-manager, and a node: containerd and capstan-kubelet)
+    /// with its state in $CAPSTAN_HOME/clusters/NAME
     /// and a kubeconfig context capstan-NAME; does nothing when it already
     /// runs, and restarts whatever stopped.
     Cluster {
@@ -156,6 +178,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete {
             command: DeleteCommand::Cluster { name, kubeconfig },
         } => cluster::delete(&name, kubeconfig.as_deref())?,
+        Command::Load {
+            command: LoadCommand::ImageArchive { archive, name },
+        } => cluster::load_image_archive(&name, &archive)?,
     }
     Ok(())
 }

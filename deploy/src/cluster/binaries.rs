@@ -31,9 +31,15 @@ pub fn component(name: &str) -> anyhow::Result<PathBuf> {
 
 /// The etcd binary on `PATH`.
 pub fn etcd() -> anyhow::Result<PathBuf> {
-    match on_path(ETCD, std::env::var_os("PATH").as_deref()) {
+    system(ETCD, "etcd-server")
+}
+
+/// A program of the system on `PATH`, with the Debian package that
+/// installs it named when it is missing.
+pub fn system(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+    match on_path(name, std::env::var_os("PATH").as_deref()) {
         Some(path) => Ok(path),
-        None => bail!("etcd not found on PATH; install it with `apt-get install etcd-server`"),
+        None => bail!("{name} not found on PATH; install it with `apt-get install {package}`"),
     }
 }
 

@@ -4,6 +4,8 @@
 //! [`super::node`], so adding containerd and the kubelet is adding steps
 //! there, not changing `create` or `delete`.
 
+use std::path::PathBuf;
+
 use super::binaries;
 use super::layout::ClusterDir;
 use super::process::Launch;
@@ -38,6 +40,37 @@ pub enum Probe {
         /// The port.
         port: u16,
     },
+    /// Something accepts connections on this unix socket (containerd's
+    /// gRPC socket, which it opens once its plugins are loaded).
+    Socket {
+        /// The socket's path.
+        path: PathBuf,
+    },
+}
+
+/// Work a step does after its components are up, described as data so
+/// that `create` can ask for the steps before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    /// Build the pause and busybox images under `work` and import them into
+    /// the containerd at `socket`, unless both are there already.
+    ImportBaseImages {
+        /// containerd's socket.
+        socket: PathBuf,
+        /// Where the image archives are built.
+        work: PathBuf,
+    },
+}
+
+impl Task {
+    /// Does the work.
+    pub fn run(&self) -> anyhow::Result<()> {
+        match self {
+            Task::ImportBaseImages { socket, work } => {
+                crate::runtime::images::ensure_base_images(socket, work)
+            }
+        }
+    }
 }
 
 /// One process of the cluster.
@@ -60,6 +93,20 @@ pub struct Step {
     pub title: String,
     /// Started (unless already running) in order, each waited for.
     pub components: Vec<Component>,
+    /// Done after the components are up, on every `create`.
+    pub then: Option<Task>,
+}
+
+/// Plain-text logs, and error chains without backtraces, so the tail
+/// shown when a component fails to start is readable.
+pub fn log_env() -> Vec<(String, String)> {
+    [
+        ("RUST_LOG", "info"),
+        ("NO_COLOR", "1"),
+        ("RUST_LIB_BACKTRACE", "0"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
 }
 
 /// The control plane's steps: etcd, then apiserver, scheduler and
@@ -74,17 +121,6 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
     let pki = dir.pki();
     let etcd_url = format!("http://127.0.0.1:{}", ports.etcd_client);
     let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer);
-    // Plain-text logs, and error chains without backtraces, so the tail
-    // shown when a component fails to start is readable.
-    let rust_log = || {
-        [
-            ("RUST_LOG", "info"),
-            ("NO_COLOR", "1"),
-            ("RUST_LIB_BACKTRACE", "0"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec()
-    };
 
     let etcd = Component {
         name: ETCD,
@@ -134,8 +170,13 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
                 pki.join(crate::pki::APISERVER_KEY).into(),
                 "--client-ca-file".into(),
                 pki.join(crate::pki::CA_CERT).into(),
+                // For logs, exec and port-forward through the kubelet.
+                "--kubelet-client-certificate".into(),
+                pki.join(crate::pki::APISERVER_KUBELET_CLIENT_CERT).into(),
+                "--kubelet-client-key".into(),
+                pki.join(crate::pki::APISERVER_KUBELET_CLIENT_KEY).into(),
             ],
-            env: rust_log(),
+            env: log_env(),
             log: dir.log(APISERVER),
         },
         ports: vec![ports.apiserver],
@@ -154,7 +195,7 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
                 "--secure-port".into(),
                 port.to_string().into(),
             ],
-            env: rust_log(),
+            env: log_env(),
             log: dir.log(name),
         },
         ports: vec![port],
@@ -165,6 +206,7 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
         Step {
             title: "Starting etcd".into(),
             components: vec![etcd],
+            then: None,
         },
         Step {
             title: "Starting control-plane".into(),
@@ -173,6 +215,7 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
                 client_of_apiserver(SCHEDULER, scheduler_bin, ports.scheduler),
                 client_of_apiserver(CONTROLLER_MANAGER, cm_bin, ports.controller_manager),
             ],
+            then: None,
         },
     ])
 }

@@ -1,5 +1,6 @@
 //! `capstan create cluster`: PKI, then every step's components (each left
-//! alone when already running), then readiness, then the kubeconfig.
+//! alone when already running) and tasks, then readiness of the control
+//! plane and of the node, then the kubeconfig.
 //! Running it again on a running cluster changes nothing; on a cluster
 //! whose processes died it starts them again from the same state.
 
@@ -14,8 +15,8 @@ use super::layout::{self, ClusterDir};
 use super::lock::ClusterLock;
 use super::progress::Progress;
 use super::runner;
-use super::state::{ClusterState, Ports};
-use super::{node, pki_ready};
+use super::state::{ClusterState, NodeState, Ports};
+use super::{node, pki_ready, pod_cidr, ports};
 use crate::kubeconfig::Kubeconfig;
 use crate::kubeconfig::merge;
 use crate::pki;
@@ -66,8 +67,15 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
             name: dir.name.clone(),
             ports: Ports::pick()?,
             kubeconfigs: Vec::new(),
+            node: None,
         },
     };
+    if state.node.is_none() {
+        state.node = Some(NodeState {
+            pod_cidr: pod_cidr::pick(dir)?,
+            kubelet_port: ports::free_ports(1)?[0],
+        });
+    }
     // Every binary is looked up before anything starts or is written.
     let mut steps = components::control_plane_steps(dir, &state)?;
     steps.extend(node::steps(dir, &state)?);
@@ -102,15 +110,27 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
             for component in &s.components {
                 runner::ensure_running(dir, component, &client, deadline).await?;
             }
-            Ok(())
+            match &s.then {
+                Some(task) => task.run(),
+                None => Ok(()),
+            }
         })
         .await?;
     }
     let wait_title = format!("Waiting ≤ {} for control-plane = Ready", human(opts.wait));
-    step(&progress, quiet, &wait_title, async {
-        wait_apiserver(&client, deadline).await?;
-        node::wait_ready(&client, deadline).await
-    })
+    step(
+        &progress,
+        quiet,
+        &wait_title,
+        wait_apiserver(&client, deadline),
+    )
+    .await?;
+    step(
+        &progress,
+        quiet,
+        &node::ready_title(dir),
+        node::wait_ready(dir, &client, deadline),
+    )
     .await?;
 
     let entries = cluster_kubeconfig(dir)?;

@@ -1,6 +1,7 @@
-//! `capstan delete cluster`: stop every process the cluster's pid files
-//! name (node first, then the control plane in reverse start order, then
-//! anything else recorded), clean up after the node, take the cluster's
+//! `capstan delete cluster`: take the node apart ([`node::teardown`]:
+//! kubelet, pods, containerd and everything they leave), stop every other
+//! process the cluster's pid files name (the control plane in reverse
+//! start order, then anything else recorded), take the cluster's
 //! entries out of the kubeconfigs it was merged into, and remove its state
 //! directory. Deleting a cluster that does not exist succeeds, as in kind.
 
@@ -38,8 +39,8 @@ pub fn delete(name: &str, kubeconfig: Option<&Path>) -> anyhow::Result<()> {
     } else {
         None
     };
-    stop_all(&dir)?;
     node::teardown(&dir)?;
+    stop_all(&dir)?;
 
     let mut kubeconfigs: Vec<PathBuf> = state.map(|s| s.kubeconfigs).unwrap_or_default();
     let target = merge::target_path(kubeconfig)?;
@@ -85,16 +86,22 @@ pub fn stop_all(dir: &ClusterDir) -> anyhow::Result<()> {
         order.extend(others);
     }
     for name in &order {
-        let pid_file = dir.pid_file(name);
-        if let Some(record) = process::read_pid_file(&pid_file) {
-            process::stop(&record, &dir.root, STOP_GRACE)
-                .with_context(|| format!("stopping {name}"))?;
-        }
-        match std::fs::remove_file(&pid_file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", pid_file.display())),
-        }
+        stop_component(dir, name)?;
     }
     Ok(())
+}
+
+/// Stops component `name` if its pid file names a process of ours, and
+/// removes the pid file.
+pub fn stop_component(dir: &ClusterDir, name: &str) -> anyhow::Result<()> {
+    let pid_file = dir.pid_file(name);
+    if let Some(record) = process::read_pid_file(&pid_file) {
+        process::stop(&record, &dir.root, STOP_GRACE)
+            .with_context(|| format!("stopping {name}"))?;
+    }
+    match std::fs::remove_file(&pid_file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", pid_file.display())),
+    }
 }

@@ -14,7 +14,10 @@ pub const DEFAULT_CLUSTER_NAME: &str = "capstan";
 /// `$CAPSTAN_HOME`, or `~/.capstan` when it is unset or empty.
 pub fn capstan_home() -> anyhow::Result<PathBuf> {
     if let Some(home) = std::env::var_os(CAPSTAN_HOME_ENV).filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home));
+        // Absolute, since components run from `/` and their paths are
+        // recorded in configs and pid checks.
+        return std::path::absolute(&home)
+            .with_context(|| format!("resolving {CAPSTAN_HOME_ENV}={}", home.to_string_lossy()));
     }
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).context(
         "neither CAPSTAN_HOME nor HOME is set; set CAPSTAN_HOME to a directory for cluster state",
@@ -105,6 +108,36 @@ impl ClusterDir {
     /// entries that are merged into the user's kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
+    }
+
+    /// The node's containerd: config, socket, root and state.
+    pub fn containerd_dir(&self) -> PathBuf {
+        self.root.join("containerd")
+    }
+
+    /// The kubelet's `--root-dir`.
+    pub fn kubelet_dir(&self) -> PathBuf {
+        self.root.join("kubelet")
+    }
+
+    /// The kubelet's `--pod-log-dir`.
+    pub fn pod_log_dir(&self) -> PathBuf {
+        self.root.join("pod-logs")
+    }
+
+    /// Static pod manifests (`--pod-manifest-path`).
+    pub fn manifests(&self) -> PathBuf {
+        self.root.join("manifests")
+    }
+
+    /// Where the locally built images are assembled.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// The Node's name, `<cluster>-control-plane` as kind names it.
+    pub fn node_name(&self) -> String {
+        format!("{}-control-plane", self.name)
     }
 
     /// The kubeconfig the control-plane components use.

@@ -9,16 +9,20 @@
 //! (ports and kubeconfigs), [`ports`], [`binaries`] (finding programs),
 //! [`process`] (detached processes and pid files), [`components`] (what
 //! runs and with which flags), [`runner`] (start one idempotently and
-//! probe it), [`node`] (the node's seam), [`lock`] (one command per
-//! cluster at a time), [`progress`], [`create`] and [`delete`].
+//! probe it), [`node`] (containerd and the kubelet: their steps, readiness
+//! and teardown), [`pod_cidr`] (a pod CIDR per cluster), [`lock`] (one
+//! command per cluster at a time), [`progress`], [`create`], [`delete`]
+//! and [`load`] (`capstan load image-archive`).
 
 pub mod binaries;
 pub mod components;
 pub mod create;
 pub mod delete;
 pub mod layout;
+pub mod load;
 pub mod lock;
 pub mod node;
+pub mod pod_cidr;
 pub mod ports;
 pub mod process;
 pub mod progress;
@@ -28,6 +32,7 @@ pub mod state;
 pub use create::{CreateOptions, create};
 pub use delete::delete;
 pub use layout::DEFAULT_CLUSTER_NAME;
+pub use load::load_image_archive;
 
 /// Names of the existing clusters, sorted (`capstan get clusters`).
 pub fn list() -> anyhow::Result<Vec<String>> {
@@ -42,6 +47,8 @@ fn pki_ready(dir: &layout::ClusterDir) -> bool {
         crate::pki::APISERVER_CERT,
         crate::pki::APISERVER_KEY,
         crate::pki::ADMIN_KUBECONFIG,
+        crate::pki::APISERVER_KUBELET_CLIENT_CERT,
+        crate::pki::APISERVER_KUBELET_CLIENT_KEY,
     ]
     .iter()
     .all(|f| dir.pki().join(f).is_file())

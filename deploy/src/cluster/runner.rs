@@ -102,6 +102,7 @@ pub async fn probe(probe: &Probe, client: &kube::Client) -> bool {
             Probe::EtcdHealth { port } => etcd_healthy(*port).await,
             Probe::ApiServerReady => apiserver_ready(client).await,
             Probe::Listening { port } => TcpStream::connect(("127.0.0.1", *port)).await.is_ok(),
+            Probe::Socket { path } => tokio::net::UnixStream::connect(path).await.is_ok(),
         }
     };
     timeout(ATTEMPT, attempt).await.unwrap_or(false)

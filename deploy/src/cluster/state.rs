@@ -40,6 +40,17 @@ impl Ports {
     }
 }
 
+/// What the node was given at creation and keeps across restarts: its pod
+/// CIDR (pods' addresses and the bridge's route) and its kubelet's port
+/// (published in the Node, which the apiserver calls for logs and exec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The node's pod CIDR (`--pod-cidr`), distinct from other clusters'.
+    pub pod_cidr: String,
+    /// The kubelet's HTTPS port on 127.0.0.1 (`--port`).
+    pub kubelet_port: u16,
+}
+
 /// The persisted state of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -50,6 +61,10 @@ pub struct ClusterState {
     /// Kubeconfig files its context was merged into, removed from on delete.
     #[serde(default)]
     pub kubeconfigs: Vec<PathBuf>,
+    /// The node's settings; absent in clusters created before the node
+    /// existed, and then chosen by the next `create`.
+    #[serde(default)]
+    pub node: Option<NodeState>,
 }
 
 impl ClusterState {
@@ -99,6 +114,7 @@ mod tests {
             name: "c".into(),
             ports: Ports::pick().unwrap(),
             kubeconfigs: vec![],
+            node: None,
         };
         state.remember_kubeconfig(Path::new("/k"));
         state.remember_kubeconfig(Path::new("/k"));
