@@ -200,3 +200,110 @@ pub fn process_gone(record: &PidRecord) -> bool {
 pub fn read_kubeconfig(path: &Path) -> Result<capstan::kubeconfig::Kubeconfig> {
     capstan::kubeconfig::Kubeconfig::from_yaml(&std::fs::read_to_string(path)?)
 }
+
+/// What a cluster's node puts on the machine, read from `/proc`, `/sys`
+/// and the file system rather than from the code under test, so a test can
+/// see that it exists while the cluster runs and is gone after `delete`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTraces {
+    /// Processes whose command line mentions the cluster directory.
+    pub processes: Vec<String>,
+    /// Mount points at or below the cluster directory (`/proc/mounts`).
+    pub mounts: Vec<String>,
+    /// Pids in the pods' cgroups.
+    pub pod_pids: Vec<i32>,
+    /// Network namespaces (`net:[inode]`) of those pods still held by a
+    /// process or a mount.
+    pub netns: Vec<String>,
+    /// Directories of the pods' cgroup, in any hierarchy.
+    pub cgroups: Vec<PathBuf>,
+    /// The CNI bridge, if the link exists.
+    pub bridge: Option<String>,
+    /// Whether the state directory exists.
+    pub state_dir: bool,
+}
+
+impl NodeTraces {
+    /// True when nothing is left.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeTraces::default()
+    }
+}
+
+impl CapstanHome {
+    /// What cluster `name`'s node has on the machine now; `netns` are the
+    /// pod network namespaces seen earlier (they are looked for in every
+    /// process and mount).
+    pub fn node_traces(&self, name: &str, netns: &[String]) -> Result<NodeTraces> {
+        let dir = capstan::cluster::layout::ClusterDir::new(&self.capstan_home(), name)?;
+        let root = dir.root.to_string_lossy().into_owned();
+        let mut traces = NodeTraces {
+            state_dir: dir.root.exists(),
+            ..Default::default()
+        };
+        for p in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(&root) {
+                    traces.processes.push(format!("{pid}: {cmd}"));
+                }
+            }
+            if let Ok(ns) = std::fs::read_link(p.path().join("ns/net")) {
+                let ns = ns.to_string_lossy().into_owned();
+                if netns.contains(&ns) && !traces.netns.contains(&ns) {
+                    traces.netns.push(ns);
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts")?;
+        traces.mounts = mounts
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(str::to_string)
+            .collect();
+        let cgroup_root = capstan::cluster::node::cgroup_root(&dir);
+        traces.cgroups = capstan::runtime::cleanup::cgroup_dirs(&cgroup_root);
+        for top in &traces.cgroups {
+            collect_procs(top, &mut traces.pod_pids);
+        }
+        traces.pod_pids.sort();
+        traces.pod_pids.dedup();
+        let bridge = capstan::cluster::node::runtime_options(&dir).bridge;
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            traces.bridge = Some(bridge);
+        }
+        Ok(traces)
+    }
+}
+
+/// The network namespaces (`net:[inode]`) of `pids`, skipping the
+/// machine's own.
+pub fn netns_of(pids: &[i32]) -> Vec<String> {
+    let host = std::fs::read_link("/proc/1/ns/net").ok();
+    let mut found: Vec<String> = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok())
+        .filter(|ns| Some(ns) != host.as_ref())
+        .map(|ns| ns.to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Pids listed in `cgroup.procs` of `dir` and every cgroup below it.
+fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_procs(&e.path(), out);
+            }
+        }
+    }
+}

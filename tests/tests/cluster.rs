@@ -3,15 +3,143 @@
 //! checked with the real kubectl and through `/proc`.
 //!
 //! Needs `cargo build -p capstan -p capstan-apiserver -p capstan-scheduler
-//! -p capstan-controller-manager` first (the tool finds the components next
-//! to itself).
+//! -p capstan-controller-manager -p capstan-kubelet` first (the tool finds
+//! the components next to itself), and root with containerd, runc,
+//! containernetworking-plugins and busybox-static installed for the node.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
-use anyhow::Result;
-use capstan_tests::local_cluster::{CapstanHome, process_gone, read_kubeconfig};
+use anyhow::{Context as _, Result};
+use capstan::runtime::images;
+use capstan_tests::local_cluster::{CapstanHome, netns_of, process_gone, read_kubeconfig};
 use capstan_tests::wait;
+
+/// How long a pod may take to run, a log line to show up.
+const POD_WAIT: Duration = Duration::from_secs(90);
+
+/// Waits until pod `pod` of cluster `name` is Running.
+async fn wait_running(home: &CapstanHome, name: &str, pod: &str) -> Result<()> {
+    wait::until(&format!("pod {pod} to be Running"), POD_WAIT, || {
+        let phase = home
+            .kubectl(name, &["get", "pod", pod, "-o", "jsonpath={.status.phase}"])
+            .unwrap_or_default();
+        async move { (phase == "Running").then_some(()) }
+    })
+    .await
+    .with_context(|| {
+        home.kubectl(name, &["get", "pod", pod, "-o", "yaml"])
+            .unwrap_or_default()
+    })
+}
+
+/// Waits until `kubectl logs POD` of cluster `name` contains `line`.
+async fn wait_log(home: &CapstanHome, name: &str, pod: &str, line: &str) -> Result<String> {
+    wait::until(&format!("{line:?} in the log of {pod}"), POD_WAIT, || {
+        let log = home.kubectl(name, &["logs", pod]).unwrap_or_default();
+        async move { log.contains(line).then_some(log) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_nothing()
+-> Result<()> {
+    let mut home = CapstanHome::new()?;
+    let progress = home.create("pods")?;
+    assert!(
+        progress.contains(" ✓ Waiting for node pods-control-plane to be Ready"),
+        "{progress}"
+    );
+    let nodes = home.kubectl("pods", &["get", "nodes"])?;
+    let row: Vec<&str> = nodes
+        .lines()
+        .find(|l| l.starts_with("pods-control-plane "))
+        .with_context(|| format!("no node row in:\n{nodes}"))?
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(1), Some(&"Ready"), "{nodes}");
+
+    // The scheduler places a pod of the locally built busybox image.
+    home.kubectl(
+        "pods",
+        &[
+            "run",
+            "bb",
+            "--image",
+            images::BUSYBOX_IMAGE,
+            "--",
+            "sh",
+            "-c",
+            "echo hello from bb; sleep 3600",
+        ],
+    )?;
+    wait_running(&home, "pods", "bb").await?;
+    let node = home.kubectl(
+        "pods",
+        &["get", "pod", "bb", "-o", "jsonpath={.spec.nodeName}"],
+    )?;
+    assert_eq!(node, "pods-control-plane");
+    wait_log(&home, "pods", "bb", "hello from bb").await?;
+    let answer = home.kubectl("pods", &["exec", "bb", "--", "sh", "-c", "echo $((6*7))"])?;
+    assert_eq!(answer.trim(), "42");
+
+    // An image archive built here under another name, loaded like
+    // `kind load image-archive`, runs without any pull.
+    let work = home.dir.path().join("loaded-image");
+    let archive = work.join("loaded.tar");
+    let loaded = "localhost/capstan/loaded:1";
+    images::build(
+        loaded,
+        serde_json::json!({"Cmd": ["sh", "-c", "echo the loaded image runs; sleep 3600"]}),
+        &work,
+        &archive,
+    )?;
+    let archive_arg = archive.to_string_lossy().into_owned();
+    let (_, said) = home.capstan_ok(&["load", "image-archive", &archive_arg, "--name", "pods"])?;
+    assert!(said.contains("pods-control-plane"), "{said}");
+    home.kubectl(
+        "pods",
+        &[
+            "run",
+            "loaded",
+            "--image",
+            loaded,
+            "--image-pull-policy",
+            "Never",
+        ],
+    )?;
+    wait_running(&home, "pods", "loaded").await?;
+    wait_log(&home, "pods", "loaded", "the loaded image runs").await?;
+
+    // Loading into a cluster that does not run says so.
+    let out = home.capstan(&["load", "image-archive", &archive_arg, "--name", "absent"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no cluster named \"absent\""), "{stderr}");
+
+    // What the node made is visible now, so its absence later means
+    // something.
+    let running = home.node_traces("pods", &[])?;
+    let netns = netns_of(&running.pod_pids);
+    assert!(
+        netns.len() >= 2,
+        "two pods' network namespaces: {running:?}"
+    );
+    assert!(!running.processes.is_empty(), "{running:?}");
+    assert!(
+        running.mounts.iter().any(|m| m.contains(" overlay ")),
+        "{running:?}"
+    );
+    assert!(!running.cgroups.is_empty(), "{running:?}");
+    assert!(running.bridge.is_some(), "{running:?}");
+
+    home.delete("pods")?;
+    let left = home.node_traces("pods", &netns)?;
+    // No pod process either: a cgroup with tasks cannot be removed.
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    Ok(())
+}
 
 #[tokio::test]
 async fn create_is_usable_idempotent_listed_and_deleted_cleanly() -> Result<()> {
@@ -24,6 +152,10 @@ async fn create_is_usable_idempotent_listed_and_deleted_cleanly() -> Result<()> 
         " ✓ Writing certificates",
         " ✓ Starting etcd",
         " ✓ Starting control-plane",
+        " ✓ Starting containerd",
+        " ✓ Loading node images",
+        " ✓ Starting kubelet",
+        " ✓ Waiting for node one-control-plane to be Ready",
         "Set kubectl context to \"capstan-one\"",
         "kubectl cluster-info --context capstan-one",
     ] {
@@ -47,7 +179,14 @@ async fn create_is_usable_idempotent_listed_and_deleted_cleanly() -> Result<()> 
     let names: Vec<&str> = pids.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["apiserver", "controller-manager", "etcd", "scheduler"]
+        [
+            "apiserver",
+            "containerd",
+            "controller-manager",
+            "etcd",
+            "kubelet",
+            "scheduler"
+        ]
     );
     for (name, record) in &pids {
         assert!(!process_gone(record), "{name} is not running");
