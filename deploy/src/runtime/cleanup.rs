@@ -30,11 +30,11 @@ pub fn before_stop(opts: &Options) {
 
 /// The steps after containerd exited: its shims killed, mounts under
 /// `mounts_under` detached (the containerd directory, or a whole cluster
-/// directory), its bridge deleted.
+/// directory), its bridge and the veths on it deleted.
 pub fn after_stop(opts: &Options, mounts_under: &Path) {
     kill_shims(&opts.socket());
     unmount_under(mounts_under);
-    delete_link(&opts.bridge);
+    delete_bridge(&opts.bridge);
 }
 
 /// Removes every pod sandbox through CRI, so CNI tears the pod networks
@@ -161,7 +161,21 @@ pub fn unmount_under(dir: &Path) {
     }
 }
 
-/// Deletes network link `name` (the CNI bridge) if it exists.
+/// Deletes bridge `name` and the veths attached to it. A pod whose
+/// sandbox could not be removed through CRI (containerd had died) leaves
+/// its veth until the kernel gets round to destroying its network
+/// namespace; deleting it here makes the link gone when we return.
+pub fn delete_bridge(name: &str) {
+    let ports = Path::new("/sys/class/net").join(name).join("brif");
+    if let Ok(entries) = std::fs::read_dir(ports) {
+        for port in entries.flatten() {
+            delete_link(&port.file_name().to_string_lossy());
+        }
+    }
+    delete_link(name);
+}
+
+/// Deletes network link `name` if it exists (a veth's peer goes with it).
 pub fn delete_link(name: &str) {
     if !Path::new("/sys/class/net").join(name).exists() {
         return;
