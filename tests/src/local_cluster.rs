@@ -212,9 +212,12 @@ pub struct NodeTraces {
     pub mounts: Vec<String>,
     /// Pids in the pods' cgroups.
     pub pod_pids: Vec<i32>,
-    /// Network namespaces (`net:[inode]`) of those pods still held by a
-    /// process or a mount.
-    pub netns: Vec<String>,
+    /// The host ends of the pods' veth pairs that exist: those attached
+    /// to the bridge now, and those asked about that still exist. The
+    /// kernel deletes a pair when the pod's network namespace goes, so
+    /// none left means no pod netns is left (a namespace's inode number is
+    /// reused at once, so looking for inodes would find others' pods).
+    pub veths: Vec<String>,
     /// Directories of the pods' cgroup, in any hierarchy.
     pub cgroups: Vec<PathBuf>,
     /// The CNI bridge, if the link exists.
@@ -231,10 +234,9 @@ impl NodeTraces {
 }
 
 impl CapstanHome {
-    /// What cluster `name`'s node has on the machine now; `netns` are the
-    /// pod network namespaces seen earlier (they are looked for in every
-    /// process and mount).
-    pub fn node_traces(&self, name: &str, netns: &[String]) -> Result<NodeTraces> {
+    /// What cluster `name`'s node has on the machine now; `veths` are pod
+    /// veths seen earlier, looked for again.
+    pub fn node_traces(&self, name: &str, veths: &[String]) -> Result<NodeTraces> {
         let dir = capstan::cluster::layout::ClusterDir::new(&self.capstan_home(), name)?;
         let root = dir.root.to_string_lossy().into_owned();
         let mut traces = NodeTraces {
@@ -249,12 +251,6 @@ impl CapstanHome {
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
                 if cmd.contains(&root) {
                     traces.processes.push(format!("{pid}: {cmd}"));
-                }
-            }
-            if let Ok(ns) = std::fs::read_link(p.path().join("ns/net")) {
-                let ns = ns.to_string_lossy().into_owned();
-                if netns.contains(&ns) && !traces.netns.contains(&ns) {
-                    traces.netns.push(ns);
                 }
             }
         }
@@ -272,26 +268,25 @@ impl CapstanHome {
         traces.pod_pids.sort();
         traces.pod_pids.dedup();
         let bridge = capstan::cluster::node::runtime_options(&dir).bridge;
-        if Path::new("/sys/class/net").join(&bridge).exists() {
+        let net = Path::new("/sys/class/net");
+        if net.join(&bridge).exists() {
+            if let Ok(ports) = std::fs::read_dir(net.join(&bridge).join("brif")) {
+                traces.veths.extend(
+                    ports
+                        .flatten()
+                        .map(|p| p.file_name().to_string_lossy().into_owned()),
+                );
+            }
             traces.bridge = Some(bridge);
         }
+        for veth in veths {
+            if net.join(veth).exists() && !traces.veths.contains(veth) {
+                traces.veths.push(veth.clone());
+            }
+        }
+        traces.veths.sort();
         Ok(traces)
     }
-}
-
-/// The network namespaces (`net:[inode]`) of `pids`, skipping the
-/// machine's own.
-pub fn netns_of(pids: &[i32]) -> Vec<String> {
-    let host = std::fs::read_link("/proc/1/ns/net").ok();
-    let mut found: Vec<String> = pids
-        .iter()
-        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok())
-        .filter(|ns| Some(ns) != host.as_ref())
-        .map(|ns| ns.to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    found.dedup();
-    found
 }
 
 /// Pids listed in `cgroup.procs` of `dir` and every cgroup below it.

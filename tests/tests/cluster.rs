@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use capstan::runtime::images;
-use capstan_tests::local_cluster::{CapstanHome, netns_of, process_gone, read_kubeconfig};
+use capstan_tests::local_cluster::{CapstanHome, process_gone, read_kubeconfig};
 use capstan_tests::wait;
 
 /// How long a pod may take to run, a log line to show up.
@@ -121,10 +121,10 @@ async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_n
     // What the node made is visible now, so its absence later means
     // something.
     let running = home.node_traces("pods", &[])?;
-    let netns = netns_of(&running.pod_pids);
+    assert_eq!(running.veths.len(), 2, "two pods' veths: {running:?}");
     assert!(
-        netns.len() >= 2,
-        "two pods' network namespaces: {running:?}"
+        running.mounts.iter().any(|m| m.contains(" nsfs ")),
+        "the pods' netns mounts: {running:?}"
     );
     assert!(!running.processes.is_empty(), "{running:?}");
     assert!(
@@ -135,8 +135,56 @@ async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_n
     assert!(running.bridge.is_some(), "{running:?}");
 
     home.delete("pods")?;
-    let left = home.node_traces("pods", &netns)?;
+    let left = home.node_traces("pods", &running.veths)?;
     // No pod process either: a cgroup with tasks cannot be removed.
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_leaves_nothing_after_containerd_and_the_kubelet_crashed() -> Result<()> {
+    let mut home = CapstanHome::new()?;
+    home.create("crash")?;
+    home.kubectl(
+        "crash",
+        &[
+            "run",
+            "orphan",
+            "--image",
+            images::BUSYBOX_IMAGE,
+            "--",
+            "sleep",
+            "3600",
+        ],
+    )?;
+    wait_running(&home, "crash", "orphan").await?;
+    let running = home.node_traces("crash", &[])?;
+    assert_eq!(running.veths.len(), 1, "{running:?}");
+
+    // containerd and the kubelet die; the pod's shim and processes, its
+    // mounts and network keep going without them.
+    let pids = home.pids("crash")?;
+    let node: Vec<_> = pids
+        .iter()
+        .filter(|(n, _)| n == "containerd" || n == "kubelet")
+        .map(|(_, r)| r.clone())
+        .collect();
+    assert_eq!(node.len(), 2, "{pids:?}");
+    for record in &node {
+        kill_now(record.pid)?;
+    }
+    wait::until(
+        "containerd and the kubelet to exit",
+        Duration::from_secs(30),
+        || {
+            let done = node.iter().all(process_gone);
+            async move { done.then_some(()) }
+        },
+    )
+    .await?;
+
+    home.delete("crash")?;
+    let left = home.node_traces("crash", &running.veths)?;
     assert!(left.is_empty(), "left behind: {left:#?}");
     Ok(())
 }
