@@ -176,8 +176,8 @@ async fn wait_apiserver(client: &kube::Client, deadline: Instant) -> anyhow::Res
 }
 
 /// Creates the PKI on first use (the CA and certificates are kept across
-/// restarts, so running components keep trusting each other) and writes
-/// the cluster's own kubeconfig.
+/// restarts, so running components keep trusting each other), the
+/// kubelet's `system:node` kubeconfig, and the cluster's own kubeconfig.
 fn write_pki(dir: &ClusterDir, state: &ClusterState) -> anyhow::Result<()> {
     if !pki_ready(dir) {
         pki::init(&pki::PkiOptions {
@@ -185,6 +185,10 @@ fn write_pki(dir: &ClusterDir, state: &ClusterState) -> anyhow::Result<()> {
             server: state.server_url(),
             hosts: Vec::new(),
         })?;
+    }
+    // Kept once written, so a running kubelet keeps its identity.
+    if !dir.kubelet_kubeconfig().is_file() {
+        pki::node_kubeconfig(&dir.pki(), &state.server_url(), &dir.node_name())?;
     }
     let yaml = cluster_kubeconfig(dir)?.to_yaml()?;
     pki::write_file(&dir.kubeconfig(), yaml.as_bytes(), 0o600)

@@ -140,6 +140,11 @@ impl ClusterDir {
         format!("{}-control-plane", self.name)
     }
 
+    /// The kubelet's kubeconfig (its `system:node:<node>` identity).
+    pub fn kubelet_kubeconfig(&self) -> PathBuf {
+        self.pki().join(crate::pki::KUBELET_KUBECONFIG)
+    }
+
     /// The kubeconfig the control-plane components use.
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.pki().join(crate::pki::ADMIN_KUBECONFIG)

@@ -123,9 +123,8 @@ pub fn steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Result<Vec<Step>
         launch: Launch {
             program: kubelet_bin,
             args: vec![
-                // The admin credentials for now; a system:node identity
-                // needs the Node authorizer first.
-                flag("kubeconfig", &dir.admin_kubeconfig().display()),
+                // Its own `system:node:<node>` identity, as kubeadm's.
+                flag("kubeconfig", &dir.kubelet_kubeconfig().display()),
                 flag("hostname-override", &dir.node_name()),
                 // The apiserver reaches the kubelet at the node's
                 // InternalIP; both are on this machine.
