@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod fixture;
 pub mod hollow;
+pub mod local_cluster;
 pub mod node;
 pub mod registry;
 pub mod table;

@@ -219,6 +219,6 @@ impl Drop for Node {
         // The kubelet first (so it starts nothing more), then its tmpfs
         // volumes; containerd tears itself down when its field drops.
         self.stop_kubelet();
-        capstan::runtime::unmount_under(&self.root_dir);
+        capstan::runtime::cleanup::unmount_under(&self.root_dir);
     }
 }

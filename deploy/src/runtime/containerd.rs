@@ -6,10 +6,11 @@
 //! pause image, CNI plugins from `/usr/lib/cni` and a `conf_template` that
 //! containerd renders once the kubelet hands it the pod CIDR.
 //!
-//! [`Containerd`] stops everything it started when dropped, also when a
-//! test fails: sandboxes removed through CRI (so CNI releases addresses and
-//! veths), leftover runc containers killed, containerd and its shims
-//! killed, mounts under its directory detached, its bridge deleted.
+//! [`Options::write_files`] writes the config; `capstan create cluster`
+//! runs containerd on it as a detached component, and the tests through
+//! [`Containerd`], which stops everything it started when dropped, also
+//! when a test fails, with the same [`super::cleanup`] steps `capstan
+//! delete cluster` uses.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,8 +18,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::cleanup;
+
 /// The CNI network name in the rendered config.
 pub const CNI_NETWORK: &str = "capstan";
+
+/// Eight hex digits derived from `dir` (FNV-1a of the path), naming what
+/// one node owns outside its directory (its bridge, its pods' cgroup) so
+/// two nodes never share them.
+pub fn dir_token(dir: &Path) -> String {
+    let mut h: u32 = 2166136261;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ u32::from(*b)).wrapping_mul(16777619);
+    }
+    format!("{h:08x}")
+}
 
 /// How to set up one containerd.
 #[derive(Debug, Clone)]
@@ -36,15 +50,34 @@ impl Options {
     /// Options for a containerd under `dir` with a bridge name derived
     /// from the directory, so two nodes never share a bridge.
     pub fn new(dir: &Path, sandbox_image: &str) -> Self {
-        let mut h: u32 = 2166136261;
-        for b in dir.as_os_str().as_encoded_bytes() {
-            h = (h ^ u32::from(*b)).wrapping_mul(16777619);
-        }
         Options {
             dir: dir.to_path_buf(),
             sandbox_image: sandbox_image.into(),
-            bridge: format!("cap{h:08x}"),
+            bridge: format!("cap{}", dir_token(dir)),
         }
+    }
+
+    /// The config file [`Options::write_files`] writes (`--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("containerd.toml")
+    }
+
+    /// Writes containerd's config, the CNI config template and the
+    /// directories they name; idempotent. Returns the config's path.
+    pub fn write_files(&self) -> Result<PathBuf> {
+        let cni = self.dir.join("cni");
+        let mkdir = |d: &Path| {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
+        };
+        mkdir(&cni.join("net.d"))?;
+        mkdir(&self.dir.join("certs.d"))?;
+        let write = |path: &Path, text: String| {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        };
+        write(&cni.join("template.json"), self.cni_template())?;
+        let config = self.config_path();
+        write(&config, self.config_toml())?;
+        Ok(config)
     }
 
     /// The CRI socket (`--container-runtime-endpoint`).
@@ -56,7 +89,8 @@ impl Options {
         self.dir.join("state")
     }
 
-    fn runc_root(&self) -> PathBuf {
+    /// runc's state root (one directory per containerd namespace).
+    pub fn runc_root(&self) -> PathBuf {
         self.dir.join("state").join("runc")
     }
 
@@ -157,12 +191,7 @@ impl Containerd {
     /// Writes the config under `opts.dir` and starts containerd, waiting
     /// until its CRI socket answers.
     pub fn start(opts: Options) -> Result<Self> {
-        let cni = opts.dir.join("cni");
-        std::fs::create_dir_all(cni.join("net.d"))?;
-        std::fs::create_dir_all(opts.dir.join("certs.d"))?;
-        std::fs::write(cni.join("template.json"), opts.cni_template())?;
-        let config = opts.dir.join("containerd.toml");
-        std::fs::write(&config, opts.config_toml())?;
+        let config = opts.write_files()?;
         let log = std::fs::File::create(opts.dir.join("containerd.log"))?;
         let child = Command::new("containerd")
             .arg("--config")
@@ -240,103 +269,12 @@ impl Containerd {
         }
     }
 
-    /// Removes every pod sandbox through CRI, so CNI tears the pod networks
-    /// down properly.
-    fn remove_sandboxes(&self) {
-        let socket = self.socket();
-        // Drop may run inside a test's runtime, where blocking on another
-        // runtime panics: use a thread of our own.
-        let joined = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let cri = capstan_kubelet::cri::Cri::connect(&socket.to_string_lossy())?;
-                let list = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    cri.list_pod_sandboxes(Default::default()),
-                )
-                .await??;
-                for s in list {
-                    let _ = tokio::time::timeout(Duration::from_secs(20), async {
-                        let _ = cri.stop_pod_sandbox(&s.id).await;
-                        let _ = cri.remove_pod_sandbox(&s.id).await;
-                    })
-                    .await;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = joined {
-            eprintln!("containerd teardown: removing sandboxes: {e:#}");
-        }
-    }
-
-    /// Kills and deletes whatever runc still runs under our runc root.
-    fn kill_runc_containers(&self) {
-        let root = self.opts.runc_root();
-        let Ok(entries) = std::fs::read_dir(&root) else {
-            return;
-        };
-        for ns in entries.flatten() {
-            let out = Command::new("runc")
-                .arg("--root")
-                .arg(ns.path())
-                .args(["list", "-q"])
-                .output();
-            let Ok(out) = out else { continue };
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new("runc")
-                    .arg("--root")
-                    .arg(ns.path())
-                    .args(["delete", "-f", id])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-
-    /// Kills the shims started by this containerd (they outlive it); they
-    /// are the `containerd-shim-runc-v2` processes given our socket.
-    fn kill_shims(&self) {
-        let socket = self.socket();
-        let needle = socket.to_string_lossy().into_owned();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let is_shim = args
-                .first()
-                .is_some_and(|a| a.ends_with("containerd-shim-runc-v2"));
-            if is_shim && args.iter().any(|a| a == &needle) {
-                // SAFETY: kill(2) with a pid read from /proc; no memory is
-                // touched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-
     /// Stops everything; also done on drop.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        self.remove_sandboxes();
-        self.kill_runc_containers();
+        cleanup::before_stop(&self.opts);
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
@@ -347,12 +285,7 @@ impl Containerd {
         }
         let _ = child.kill();
         let _ = child.wait();
-        self.kill_shims();
-        super::unmount_under(&self.opts.dir);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.opts.bridge])
-            .stderr(Stdio::null())
-            .status();
+        cleanup::after_stop(&self.opts, &self.opts.dir);
     }
 }
 

@@ -179,3 +179,36 @@ pub fn load_base_images(socket: &Path, work: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The image names in the CRI namespace of the containerd at `socket`.
+pub fn list(socket: &Path) -> Result<Vec<String>> {
+    let out = Command::new("ctr")
+        .arg("-a")
+        .arg(socket)
+        .args(["-n", "k8s.io", "images", "ls", "-q"])
+        .output()
+        .context("running ctr images ls")?;
+    if !out.status.success() {
+        bail!(
+            "ctr images ls failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Like [`load_base_images`], but only when one of them is missing, so a
+/// repeated `capstan create cluster` does not rebuild them.
+pub fn ensure_base_images(socket: &Path, work: &Path) -> Result<()> {
+    let present = list(socket)?;
+    if [PAUSE_IMAGE, BUSYBOX_IMAGE]
+        .iter()
+        .all(|name| present.iter().any(|p| p == name))
+    {
+        return Ok(());
+    }
+    load_base_images(socket, work)
+}
