@@ -1,11 +1,12 @@
 //! What every Capstan binary needs and nothing component-specific: TLS
 //! material loading, the one rustls crypto provider, the HTTPS listener,
-//! logging set-up, leader election, the health/metrics endpoint and the
-//! shutdown signal. Upstream calls
+//! logging set-up, leader election, the health/metrics endpoint, Event
+//! recording and the shutdown signal. Upstream calls
 //! this layer `component-base`.
 
 pub mod client;
 pub mod duration;
+pub mod events;
 pub mod flags;
 pub mod health;
 pub mod https;

@@ -3,4 +3,5 @@
 //! DaemonSet controller and node lifecycle must agree on which node a pod
 //! fits and which taints it tolerates.
 
+pub mod quantity;
 pub mod scheduling;

@@ -4,6 +4,8 @@
 //! modelled; unknown fields are ignored when reading, so kubeconfigs written
 //! by other tools still parse.
 
+pub mod merge;
+
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -284,6 +284,49 @@ pub fn init(opts: &PkiOptions) -> anyhow::Result<InitReport> {
     Ok(InitReport { ca_reused, written })
 }
 
+/// File name of a kubelet's kubeconfig in the PKI directory, written by
+/// [`node_kubeconfig`].
+pub const KUBELET_KUBECONFIG: &str = "kubelet.kubeconfig";
+/// Group of node identities (upstream's Node authorizer keys on it).
+pub const NODES_GROUP: &str = "system:nodes";
+
+/// Writes `dir`/[`KUBELET_KUBECONFIG`]: a kubeconfig for the kubelet of
+/// node `node` with a client certificate `system:node:<node>` in
+/// [`NODES_GROUP`], as kubeadm gives kubelets, signed by the CA [`init`]
+/// left in `dir`. Returns its path.
+pub fn node_kubeconfig(dir: &Path, server: &str, node: &str) -> anyhow::Result<PathBuf> {
+    parse_server(server)?;
+    let now = SystemTime::now();
+    let ca = load_ca(&dir.join(CA_CERT), &dir.join(CA_KEY), now)?;
+    let not_before = now.checked_sub(BACKDATE).unwrap_or(now);
+    let not_after = (now + LEAF_VALIDITY).min(ca.not_after);
+    let user = format!("system:node:{node}");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, NODES_GROUP);
+    dn.push(DnType::CommonName, user.as_str());
+    let leaf = issue_leaf(
+        &ca.issuer,
+        dn,
+        Vec::new(),
+        ExtendedKeyUsagePurpose::ClientAuth,
+        not_before,
+        not_after,
+    )
+    .with_context(|| format!("issuing the client certificate of node {node}"))?;
+    let yaml = Kubeconfig::with_client_certificate(
+        CLUSTER_NAME,
+        server,
+        &ca.cert_pem,
+        &user,
+        &leaf.cert_pem,
+        &leaf.key_pem,
+    )
+    .to_yaml()?;
+    let path = dir.join(KUBELET_KUBECONFIG);
+    write_file(&path, yaml.as_bytes(), KEY_MODE)?;
+    Ok(path)
+}
+
 /// A CA ready to sign, plus what callers need to know about it.
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
@@ -478,7 +521,7 @@ fn exists(path: &Path) -> anyhow::Result<bool> {
 /// Atomically replaces `path` with `contents` and exactly `mode` (umask does
 /// not apply). The temporary file is created with `mode` already set, so
 /// secrets are never exposed with wider permissions.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{} has no file name", path.display()))?;

@@ -394,3 +394,41 @@ fn kubeconfig_embeds_the_written_pems() {
     );
     assert_eq!(user.client_key_pem().unwrap().unwrap(), file("admin.key"));
 }
+
+#[test]
+fn node_kubeconfig_identifies_the_node_in_system_nodes() {
+    let (_tmp, dir) = fresh();
+    let path = pki::node_kubeconfig(&dir, SERVER, "n1-control-plane").unwrap();
+    assert_eq!(path, dir.join(pki::KUBELET_KUBECONFIG));
+    assert_eq!(mode(&path), 0o600);
+    let text = fs::read_to_string(&path).unwrap();
+    let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(v["clusters"][0]["cluster"]["server"], SERVER);
+    assert_eq!(v["users"][0]["name"], "system:node:n1-control-plane");
+    let cert_pem = BASE64
+        .decode(
+            v["users"][0]["user"]["client-certificate-data"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let (_, leaf_pem) = x509_parser::pem::parse_x509_pem(&cert_pem).unwrap();
+    let leaf = leaf_pem.parse_x509().unwrap();
+    let ca_pem = pem(&dir.join("ca.crt"));
+    let ca = ca_pem.parse_x509().unwrap();
+    leaf.verify_signature(Some(ca.public_key())).unwrap();
+    assert_eq!(cn(&leaf), "system:node:n1-control-plane");
+    let orgs: Vec<_> = leaf
+        .subject()
+        .iter_organization()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert_eq!(orgs, ["system:nodes"]);
+    assert!(
+        leaf.extended_key_usage()
+            .unwrap()
+            .unwrap()
+            .value
+            .client_auth
+    );
+}

@@ -54,7 +54,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
+    /// Starts `cmd` with stdout and stderr going to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
         let child = cmd

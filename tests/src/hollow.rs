@@ -1,6 +1,8 @@
 //! Hollow nodes for controller tests and the scale harness: one task plays
 //! the kubelet of many Nodes with no containers. It registers each Node
-//! (Ready, with capacity) and its Lease, renews the Leases, reports every
+//! (Ready, with hollow capacity, through the real kubelet's node status and
+//! Lease code, as upstream's kubemark reuses the kubelet) and its Lease,
+//! renews the Leases, reports every
 //! pod bound to one of its nodes Running (and Ready unless its image names
 //! itself `never-ready`), and finishes graceful deletions as a kubelet
 //! does once containers stop. It never stands in for the real kubelet in a
@@ -8,11 +10,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
+use capstan_kubelet::node::lease;
+use capstan_kubelet::node::machine::Machine;
+use capstan_kubelet::node::status::{NodeIdentity, RuntimeHealth, node_status};
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -23,8 +26,8 @@ use tokio::task::JoinHandle;
 /// Pods whose first container's image contains this stay not ready.
 pub const NEVER_READY: &str = "never-ready";
 
-/// How often Leases are renewed (the kubelet's default).
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// The InternalIP every hollow node reports.
+const HOLLOW_IP: &str = "10.255.0.1";
 
 /// Status writes in flight at once.
 const IN_FLIGHT: usize = 32;
@@ -68,15 +71,14 @@ impl HollowNodes {
             anyhow::bail!("hollow nodes need #[tokio::test(flavor = \"multi_thread\")]");
         }
         let node_api: Api<Node> = Api::all(client.clone());
-        let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
         let mut names = BTreeSet::new();
         for n in nodes {
             let name = n.metadata.name.clone().unwrap_or_default();
-            register(&node_api, &leases, n).await?;
+            register(&client, &node_api, n).await?;
             names.insert(name);
         }
         let names = Arc::new(names);
-        let renewing = tokio::spawn(renew_leases(leases, names.clone()));
+        let renewing = tokio::spawn(renew_leases(client.clone(), names.clone()));
         let kubelet = tokio::spawn(run_pods(client, names));
         Ok(HollowNodes {
             tasks: vec![renewing, kubelet],
@@ -84,33 +86,52 @@ impl HollowNodes {
     }
 }
 
-async fn register(nodes: &Api<Node>, leases: &Api<Lease>, node: Node) -> Result<()> {
+/// What every hollow node claims to have: enough for scale tests.
+fn hollow_machine() -> Machine {
+    const GI: u64 = 1 << 30;
+    Machine {
+        cpus: 32,
+        memory_bytes: 128 * GI,
+        memory_available_bytes: 128 * GI,
+        fs_bytes: 1024 * GI,
+        fs_available_bytes: 1024 * GI,
+        processes: 0,
+        pid_max: 4_194_304,
+    }
+}
+
+/// Registers a Node, reports it Ready with the real kubelet's node status
+/// (hollow capacity) and creates its Lease the way the kubelet does.
+async fn register(client: &kube::Client, nodes: &Api<Node>, node: Node) -> Result<()> {
     let name = node.metadata.name.clone().unwrap_or_default();
     nodes.create(&PostParams::default(), &node).await?;
-    let t = now();
-    let status = json!({"status": {
-        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "1000"},
-        "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "1000"},
-        "addresses": [{"type": "InternalIP", "address": "10.255.0.1"}, {"type": "Hostname", "address": name}],
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-            "message": "kubelet is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t}],
-    }});
+    let id = NodeIdentity {
+        name: name.clone(),
+        ip: HOLLOW_IP.into(),
+        labels: Default::default(),
+        taints: Vec::new(),
+        max_pods: 1000,
+        port: 10250,
+        runtime_version: "fake://0".into(),
+    };
+    let status = node_status(&id, &hollow_machine(), &RuntimeHealth::Ready, None);
     nodes
-        .patch_status(&name, &PatchParams::default(), &Patch::Strategic(status))
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Strategic(json!({ "status": status })),
+        )
         .await?;
-    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": name},
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": t}}))?;
-    leases.create(&PostParams::default(), &lease).await?;
+    lease::renew(client, &name).await?;
     Ok(())
 }
 
-async fn renew_leases(leases: Api<Lease>, names: Arc<BTreeSet<String>>) {
-    let mut tick = tokio::time::interval(RENEW_EVERY);
+async fn renew_leases(client: kube::Client, names: Arc<BTreeSet<String>>) {
+    let mut tick = tokio::time::interval(lease::RENEW_INTERVAL);
     loop {
         tick.tick().await;
         for name in names.iter() {
-            let patch = Patch::Merge(json!({"spec": {"renewTime": now()}}));
-            if let Err(e) = leases.patch(name, &PatchParams::default(), &patch).await {
+            if let Err(e) = lease::renew(&client, name).await {
                 eprintln!("hollow node {name}: renewing its lease failed: {e}");
             }
         }
@@ -204,7 +225,7 @@ async fn apply(client: kube::Client, pod: &Pod, act: Action) -> Result<()> {
                 .collect();
             let status = json!({"status": {
                 "phase": "Running",
-                "hostIP": "10.255.0.1",
+                "hostIP": HOLLOW_IP,
                 "podIP": "10.244.0.2",
                 "startTime": t,
                 "conditions": [

@@ -6,5 +6,8 @@
 pub mod bench;
 pub mod fixture;
 pub mod hollow;
+pub mod local_cluster;
+pub mod node;
+pub mod registry;
 pub mod table;
 pub mod wait;

@@ -1,0 +1,304 @@
+//! Driving the `capstan` tool's local clusters from tests: a private
+//! `$CAPSTAN_HOME` and kubeconfig in a temporary directory, the built
+//! `capstan` binary, and a guard that deletes every cluster it created when
+//! dropped, also when a test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, bail};
+use capstan::cluster::process::{self, PidRecord};
+
+use crate::fixture::{self, KUBECTL};
+
+/// A `$CAPSTAN_HOME` of its own, with the clusters created through it.
+pub struct CapstanHome {
+    /// Holds `capstan/` (CAPSTAN_HOME), `home/` (HOME) and `kubeconfig`.
+    pub dir: tempfile::TempDir,
+    /// The kubeconfig `create` merges contexts into (`--kubeconfig`).
+    pub kubeconfig: PathBuf,
+    created: Vec<String>,
+}
+
+impl CapstanHome {
+    /// A fresh, empty home.
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("home"))?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        Ok(CapstanHome {
+            dir,
+            kubeconfig,
+            created: Vec::new(),
+        })
+    }
+
+    /// `$CAPSTAN_HOME`.
+    pub fn capstan_home(&self) -> PathBuf {
+        self.dir.path().join("capstan")
+    }
+
+    /// A cluster's state directory.
+    pub fn cluster_dir(&self, name: &str) -> PathBuf {
+        self.capstan_home().join("clusters").join(name)
+    }
+
+    /// Runs the built `capstan` with this home (and a private `HOME`, so
+    /// nothing touches the real `~/.kube`).
+    pub fn capstan(&self, args: &[&str]) -> Result<Output> {
+        self.capstan_env(args, &[])
+    }
+
+    /// Like [`CapstanHome::capstan`] with extra environment variables
+    /// (a `PATH` without etcd).
+    pub fn capstan_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
+        Command::new(fixture::binary("capstan")?)
+            .args(args)
+            .env("CAPSTAN_HOME", self.capstan_home())
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("KUBECONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .context("running capstan")
+    }
+
+    /// Runs `capstan` and fails with its output unless it succeeds;
+    /// returns stdout and stderr.
+    pub fn capstan_ok(&self, args: &[&str]) -> Result<(String, String)> {
+        let out = self.capstan(args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            bail!("capstan {} failed:\n{stdout}{stderr}", args.join(" "));
+        }
+        Ok((stdout, stderr))
+    }
+
+    /// Deletes cluster `name` when this home is dropped (for clusters a
+    /// test creates with [`CapstanHome::capstan_env`]).
+    pub fn delete_on_drop(&mut self, name: &str) {
+        if !self.created.iter().any(|n| n == name) {
+            self.created.push(name.to_string());
+        }
+    }
+
+    /// `capstan create cluster --name NAME --kubeconfig <ours>`; the
+    /// cluster is deleted when this home is dropped. Returns stderr (the
+    /// progress lines).
+    pub fn create(&mut self, name: &str) -> Result<String> {
+        self.delete_on_drop(name);
+        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+        let (_, stderr) = self.capstan_ok(&[
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--kubeconfig",
+            &kubeconfig,
+        ])?;
+        Ok(stderr)
+    }
+
+    /// `capstan delete cluster --name NAME --kubeconfig <ours>`.
+    pub fn delete(&mut self, name: &str) -> Result<String> {
+        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+        let (_, stderr) = self.capstan_ok(&[
+            "delete",
+            "cluster",
+            "--name",
+            name,
+            "--kubeconfig",
+            &kubeconfig,
+        ])?;
+        self.created.retain(|n| n != name);
+        Ok(stderr)
+    }
+
+    /// The processes a cluster's pid files record, by component name.
+    pub fn pids(&self, name: &str) -> Result<Vec<(String, PidRecord)>> {
+        let run = self.cluster_dir(name).join("run");
+        let mut records = Vec::new();
+        for entry in
+            std::fs::read_dir(&run).with_context(|| format!("reading {}", run.display()))?
+        {
+            let path = entry?.path();
+            let Some(component) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            let record = process::read_pid_file(&path)
+                .with_context(|| format!("{} is not a pid file", path.display()))?;
+            records.push((component.to_string(), record));
+        }
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(records)
+    }
+
+    /// Runs kubectl against a cluster's context in our kubeconfig.
+    pub fn kubectl(&self, name: &str, args: &[&str]) -> Result<String> {
+        let context = format!("capstan-{name}");
+        let out = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--context")
+            .arg(&context)
+            .args(args)
+            .env("HOME", self.dir.path().join("home"))
+            .output()
+            .context("running kubectl")?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for CapstanHome {
+    fn drop(&mut self) {
+        for name in std::mem::take(&mut self.created) {
+            let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+            if let Err(e) = self.capstan_ok(&[
+                "delete",
+                "cluster",
+                "--name",
+                &name,
+                "--kubeconfig",
+                &kubeconfig,
+            ]) {
+                eprintln!("cleaning up cluster {name}: {e:#}");
+            }
+        }
+    }
+}
+
+/// True when `record`'s process is gone: no `/proc/<pid>`, a zombie with
+/// no thread left (so its sockets are closed), or another process
+/// (different start time) under the same pid. Reads `/proc` itself rather
+/// than trusting the code under test.
+pub fn process_gone(record: &PidRecord) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)) else {
+        return true;
+    };
+    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return true;
+    };
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let threads = std::fs::read_dir(format!("/proc/{}/task", record.pid)).map_or(0, |d| d.count());
+    let zombie = fields.first() == Some(&"Z") && threads <= 1;
+    let start_time = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+    zombie || start_time != Some(record.start_time)
+}
+
+/// The kubeconfig at `path` as a kubectl-compatible model.
+pub fn read_kubeconfig(path: &Path) -> Result<capstan::kubeconfig::Kubeconfig> {
+    capstan::kubeconfig::Kubeconfig::from_yaml(&std::fs::read_to_string(path)?)
+}
+
+/// What a cluster's node puts on the machine, read from `/proc`, `/sys`
+/// and the file system rather than from the code under test, so a test can
+/// see that it exists while the cluster runs and is gone after `delete`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTraces {
+    /// Processes whose command line mentions the cluster directory.
+    pub processes: Vec<String>,
+    /// Mount points at or below the cluster directory (`/proc/mounts`).
+    pub mounts: Vec<String>,
+    /// Pids in the pods' cgroups.
+    pub pod_pids: Vec<i32>,
+    /// The host ends of the pods' veth pairs that exist: those attached
+    /// to the bridge now, and those asked about that still exist. The
+    /// kernel deletes a pair when the pod's network namespace goes, so
+    /// none left means no pod netns is left (a namespace's inode number is
+    /// reused at once, so looking for inodes would find others' pods).
+    pub veths: Vec<String>,
+    /// Directories of the pods' cgroup, in any hierarchy.
+    pub cgroups: Vec<PathBuf>,
+    /// The CNI bridge, if the link exists.
+    pub bridge: Option<String>,
+    /// Whether the state directory exists.
+    pub state_dir: bool,
+}
+
+impl NodeTraces {
+    /// True when nothing is left.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeTraces::default()
+    }
+}
+
+impl CapstanHome {
+    /// What cluster `name`'s node has on the machine now; `veths` are pod
+    /// veths seen earlier, looked for again.
+    pub fn node_traces(&self, name: &str, veths: &[String]) -> Result<NodeTraces> {
+        let dir = capstan::cluster::layout::ClusterDir::new(&self.capstan_home(), name)?;
+        let root = dir.root.to_string_lossy().into_owned();
+        let mut traces = NodeTraces {
+            state_dir: dir.root.exists(),
+            ..Default::default()
+        };
+        for p in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(&root) {
+                    traces.processes.push(format!("{pid}: {cmd}"));
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts")?;
+        traces.mounts = mounts
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(str::to_string)
+            .collect();
+        let cgroup_root = capstan::cluster::node::cgroup_root(&dir);
+        traces.cgroups = capstan::runtime::cleanup::cgroup_dirs(&cgroup_root);
+        for top in &traces.cgroups {
+            collect_procs(top, &mut traces.pod_pids);
+        }
+        traces.pod_pids.sort();
+        traces.pod_pids.dedup();
+        let bridge = capstan::cluster::node::runtime_options(&dir).bridge;
+        let net = Path::new("/sys/class/net");
+        if net.join(&bridge).exists() {
+            if let Ok(ports) = std::fs::read_dir(net.join(&bridge).join("brif")) {
+                traces.veths.extend(
+                    ports
+                        .flatten()
+                        .map(|p| p.file_name().to_string_lossy().into_owned()),
+                );
+            }
+            traces.bridge = Some(bridge);
+        }
+        for veth in veths {
+            if net.join(veth).exists() && !traces.veths.contains(veth) {
+                traces.veths.push(veth.clone());
+            }
+        }
+        traces.veths.sort();
+        Ok(traces)
+    }
+}
+
+/// Pids listed in `cgroup.procs` of `dir` and every cgroup below it.
+fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_procs(&e.path(), out);
+            }
+        }
+    }
+}
