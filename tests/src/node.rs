@@ -45,14 +45,21 @@ pub struct Node {
     dir: tempfile::TempDir,
 }
 
-/// A /24 of 10.0.0.0/8 unlikely to be used by another test on the machine.
+/// A /24 of 10.0.0.0/8 unlikely to be used by another test on the
+/// machine: random per process, then the next one for each node of the
+/// process, so two nodes of one test run never share a subnet.
 fn random_cidr() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        ^ std::process::id().rotate_left(16);
-    format!("10.{}.{}.0/24", 200 + (n % 50), (n >> 8) % 256)
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        AtomicU32::new(nanos ^ std::process::id().rotate_left(16))
+    });
+    let n = next.fetch_add(1, Ordering::Relaxed) % (50 * 256);
+    format!("10.{}.{}.0/24", 200 + n / 256, n % 256)
 }
 
 impl Node {
