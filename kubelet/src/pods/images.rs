@@ -219,7 +219,7 @@ mod tests {
         let data = BTreeMap::from([(".dockerconfigjson".to_string(), json.as_bytes().to_vec())]);
         let a = auth_from_secret(&data, "127.0.0.1:5000").unwrap();
         assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
-        assert_eq!(a.server_address, "127.0.0.1:5000");
+        assert_eq!(a.server_address, "https://127.0.0.1:5000");
         let hub = auth_from_secret(&data, "docker.io").unwrap();
         assert_eq!((hub.username.as_str(), hub.password.as_str()), ("a", "b"));
         assert!(auth_from_secret(&data, "quay.io").is_none());
