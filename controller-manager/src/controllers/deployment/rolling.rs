@@ -4,7 +4,7 @@
 //! maxUnavailable`, unhealthy old pods first.
 
 use anyhow::Result;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 
 use super::context::Ctx;
 use super::spec;
@@ -89,15 +89,27 @@ async fn cleanup_unhealthy(ctx: &mut Ctx, old: &[usize], max: i32) -> Result<i32
     Ok(total)
 }
 
+/// How many old pods may go now: the available pods above `replicas -
+/// maxUnavailable`. A ReplicaSet just scaled down still reports the pods it
+/// is deleting as available until it sees them go; counting them would
+/// spend the same unavailability twice and take the rollout below
+/// `maxUnavailable`, so each counts at most the pods it keeps.
+fn scale_down_budget(d: &Deployment, rss: &[ReplicaSet]) -> i32 {
+    let min_available = spec::replicas(d) - spec::max_unavailable(d);
+    let available: i32 = rss
+        .iter()
+        .map(|rs| spec::rs_available(rs).min(spec::rs_replicas(rs)))
+        .sum();
+    (available - min_available).max(0)
+}
+
 /// Scales old ReplicaSets down, oldest first, as far as the available
 /// pods above `replicas - maxUnavailable` allow.
 async fn scale_down_old(ctx: &mut Ctx, old: &[usize]) -> Result<i32> {
-    let min_available = spec::replicas(&ctx.d) - spec::max_unavailable(&ctx.d);
-    let available = ctx.sum(&ctx.all(), spec::rs_available);
-    if available <= min_available {
+    let budget = scale_down_budget(&ctx.d, &ctx.rss);
+    if budget == 0 {
         return Ok(0);
     }
-    let budget = available - min_available;
     let mut total = 0;
     for &i in old {
         if total >= budget {
@@ -135,5 +147,29 @@ mod tests {
         assert_eq!(new_rs_replicas(&d, 5, 1), 1);
         assert_eq!(new_rs_replicas(&d, 4, 1), 2);
         assert_eq!(new_rs_replicas(&d, 0, 0), 4);
+    }
+
+    #[test]
+    fn pods_an_old_replica_set_is_deleting_do_not_pay_for_more_scale_down() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "d"},
+            "spec": {"replicas": 4, "selector": {}, "template": {},
+                "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}},
+        }))
+        .unwrap();
+        let rs = |replicas: i32, available: i32| -> ReplicaSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "rs"},
+                "spec": {"replicas": replicas, "selector": {}},
+                "status": {"replicas": available, "availableReplicas": available},
+            }))
+            .unwrap()
+        };
+        // The old set was scaled 3 -> 2 and still reports 3 available; the
+        // new one has 2 of 3 available: only one old pod may go (upstream's
+        // sum, 3 + 2 - 3, would let both go and leave 2 < 3 available).
+        assert_eq!(scale_down_budget(&d, &[rs(2, 3), rs(3, 2)]), 1);
+        assert_eq!(scale_down_budget(&d, &[rs(1, 1), rs(3, 3)]), 1);
+        assert_eq!(scale_down_budget(&d, &[rs(2, 2), rs(3, 1)]), 0);
     }
 }
