@@ -6,7 +6,7 @@
 # --name dev). Run as root. `deploy/scripts/local-down.sh` deletes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-packages=(protobuf-compiler libprotobuf-dev etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2)
+packages=(protobuf-compiler libprotobuf-dev etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -69,7 +69,8 @@ enum LoadCommand {
 #[derive(Debug, Subcommand)]
 enum CreateCommand {
     /// Start a local cluster (etcd, apiserver, scheduler,
-    /// controller-manager, and a node: containerd and capstan-kubelet)
+    /// controller-manager, and nodes, each a network namespace running
+    /// containerd, capstan-kubelet and capstan-proxy, plus cluster DNS)
     /// with its state in $CAPSTAN_HOME/clusters/NAME
     /// and a kubeconfig context capstan-NAME; does nothing when it already
     /// runs, and restarts whatever stopped.
@@ -85,6 +86,10 @@ enum CreateCommand {
         /// creating fails with the lagging component's log after it.
         #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
         wait: Duration,
+        /// How many nodes (the first also runs the control plane; the
+        /// others are workers); default 1, or an existing cluster's.
+        #[arg(long, value_name = "N")]
+        nodes: Option<usize>,
     },
 }
 
@@ -158,11 +163,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     kubeconfig,
                     wait,
+                    nodes,
                 },
         } => cluster::create(&CreateOptions {
             name,
             kubeconfig,
             wait,
+            nodes,
         })?,
         Command::Get {
             command: GetCommand::Clusters,

@@ -284,26 +284,41 @@ pub fn init(opts: &PkiOptions) -> anyhow::Result<InitReport> {
     Ok(InitReport { ca_reused, written })
 }
 
-/// File name of a kubelet's kubeconfig in the PKI directory, written by
-/// [`node_kubeconfig`].
-pub const KUBELET_KUBECONFIG: &str = "kubelet.kubeconfig";
 /// Group of node identities (upstream's Node authorizer keys on it).
 pub const NODES_GROUP: &str = "system:nodes";
+/// The proxy's user, as kubeadm's kube-proxy (bound to
+/// `system:node-proxier` upstream).
+pub const PROXY_USER: &str = "system:kube-proxy";
 
-/// Writes `dir`/[`KUBELET_KUBECONFIG`]: a kubeconfig for the kubelet of
-/// node `node` with a client certificate `system:node:<node>` in
-/// [`NODES_GROUP`], as kubeadm gives kubelets, signed by the CA [`init`]
-/// left in `dir`. Returns its path.
-pub fn node_kubeconfig(dir: &Path, server: &str, node: &str) -> anyhow::Result<PathBuf> {
+/// Writes `out`: a kubeconfig for the kubelet of node `node` with a
+/// client certificate `system:node:<node>` in [`NODES_GROUP`], as kubeadm
+/// gives kubelets, signed by the CA [`init`] left in `dir`.
+pub fn node_kubeconfig(dir: &Path, server: &str, node: &str, out: &Path) -> anyhow::Result<()> {
+    let user = format!("system:node:{node}");
+    client_kubeconfig(dir, server, &user, Some(NODES_GROUP), out)
+        .with_context(|| format!("issuing the client certificate of node {node}"))
+}
+
+/// Writes `out`: a kubeconfig with a client certificate for `user` (and
+/// `group`, as the certificate's O), signed by the CA [`init`] left in
+/// `dir`, for a component that is not the admin (a proxy, an add-on).
+pub fn client_kubeconfig(
+    dir: &Path,
+    server: &str,
+    user: &str,
+    group: Option<&str>,
+    out: &Path,
+) -> anyhow::Result<()> {
     parse_server(server)?;
     let now = SystemTime::now();
     let ca = load_ca(&dir.join(CA_CERT), &dir.join(CA_KEY), now)?;
     let not_before = now.checked_sub(BACKDATE).unwrap_or(now);
     let not_after = (now + LEAF_VALIDITY).min(ca.not_after);
-    let user = format!("system:node:{node}");
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, NODES_GROUP);
-    dn.push(DnType::CommonName, user.as_str());
+    if let Some(group) = group {
+        dn.push(DnType::OrganizationName, group);
+    }
+    dn.push(DnType::CommonName, user);
     let leaf = issue_leaf(
         &ca.issuer,
         dn,
@@ -312,19 +327,17 @@ pub fn node_kubeconfig(dir: &Path, server: &str, node: &str) -> anyhow::Result<P
         not_before,
         not_after,
     )
-    .with_context(|| format!("issuing the client certificate of node {node}"))?;
+    .with_context(|| format!("issuing a client certificate for {user}"))?;
     let yaml = Kubeconfig::with_client_certificate(
         CLUSTER_NAME,
         server,
         &ca.cert_pem,
-        &user,
+        user,
         &leaf.cert_pem,
         &leaf.key_pem,
     )
     .to_yaml()?;
-    let path = dir.join(KUBELET_KUBECONFIG);
-    write_file(&path, yaml.as_bytes(), KEY_MODE)?;
-    Ok(path)
+    write_file(out, yaml.as_bytes(), KEY_MODE)
 }
 
 /// A CA ready to sign, plus what callers need to know about it.

@@ -398,8 +398,8 @@ fn kubeconfig_embeds_the_written_pems() {
 #[test]
 fn node_kubeconfig_identifies_the_node_in_system_nodes() {
     let (_tmp, dir) = fresh();
-    let path = pki::node_kubeconfig(&dir, SERVER, "n1-control-plane").unwrap();
-    assert_eq!(path, dir.join(pki::KUBELET_KUBECONFIG));
+    let path = dir.join("kubelet.kubeconfig");
+    pki::node_kubeconfig(&dir, SERVER, "n1-control-plane", &path).unwrap();
     assert_eq!(mode(&path), 0o600);
     let text = fs::read_to_string(&path).unwrap();
     let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();

@@ -201,9 +201,10 @@ pub fn read_kubeconfig(path: &Path) -> Result<capstan::kubeconfig::Kubeconfig> {
     capstan::kubeconfig::Kubeconfig::from_yaml(&std::fs::read_to_string(path)?)
 }
 
-/// What a cluster's node puts on the machine, read from `/proc`, `/sys`
-/// and the file system rather than from the code under test, so a test can
-/// see that it exists while the cluster runs and is gone after `delete`.
+/// What a cluster's nodes put on the machine, read from `/proc`, `/sys`,
+/// `/run/netns` and `ip` rather than from the code under test, so a test
+/// can see that it exists while the cluster runs and is gone after
+/// `delete`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeTraces {
     /// Processes whose command line mentions the cluster directory.
@@ -212,16 +213,17 @@ pub struct NodeTraces {
     pub mounts: Vec<String>,
     /// Pids in the pods' cgroups.
     pub pod_pids: Vec<i32>,
-    /// The host ends of the pods' veth pairs that exist: those attached
-    /// to the bridge now, and those asked about that still exist. The
-    /// kernel deletes a pair when the pod's network namespace goes, so
-    /// none left means no pod netns is left (a namespace's inode number is
-    /// reused at once, so looking for inodes would find others' pods).
-    pub veths: Vec<String>,
-    /// Directories of the pods' cgroup, in any hierarchy.
+    /// Directories of the pods' cgroups, in any hierarchy.
     pub cgroups: Vec<PathBuf>,
-    /// The CNI bridge, if the link exists.
-    pub bridge: Option<String>,
+    /// The nodes' network namespaces (`/run/netns`).
+    pub namespaces: Vec<String>,
+    /// The pods' veths, on the pod bridges inside the nodes' namespaces.
+    pub pod_veths: Vec<String>,
+    /// The cluster's links in the host's namespace: its bridge and the
+    /// nodes' veths.
+    pub host_links: Vec<String>,
+    /// Routes of the host through the cluster's bridge.
+    pub host_routes: Vec<String>,
     /// Whether the state directory exists.
     pub state_dir: bool,
 }
@@ -234,9 +236,9 @@ impl NodeTraces {
 }
 
 impl CapstanHome {
-    /// What cluster `name`'s node has on the machine now; `veths` are pod
-    /// veths seen earlier, looked for again.
-    pub fn node_traces(&self, name: &str, veths: &[String]) -> Result<NodeTraces> {
+    /// What cluster `name`'s nodes have on the machine now.
+    pub fn node_traces(&self, name: &str) -> Result<NodeTraces> {
+        use capstan::cluster::{netns, network, node};
         let dir = capstan::cluster::layout::ClusterDir::new(&self.capstan_home(), name)?;
         let root = dir.root.to_string_lossy().into_owned();
         let mut traces = NodeTraces {
@@ -260,31 +262,46 @@ impl CapstanHome {
             .filter(|l| l.contains(&root))
             .map(str::to_string)
             .collect();
-        let cgroup_root = capstan::cluster::node::cgroup_root(&dir);
-        traces.cgroups = capstan::runtime::cleanup::cgroup_dirs(&cgroup_root);
-        for top in &traces.cgroups {
-            collect_procs(top, &mut traces.pod_pids);
+        for index in 0..network::MAX_NODES {
+            let nd = dir.node("", index);
+            let cgroups = capstan::runtime::cleanup::cgroup_dirs(&node::cgroup_root(&nd));
+            for top in &cgroups {
+                collect_procs(top, &mut traces.pod_pids);
+            }
+            traces.cgroups.extend(cgroups);
+            let ns = netns::namespace(&dir, index);
+            if Path::new("/run/netns").join(&ns).exists() {
+                let bridge = node::runtime_options(&nd).bridge;
+                let out = Command::new("ip")
+                    .args(["-n", &ns, "-o", "link", "show", "master", &bridge])
+                    .output()?;
+                traces.pod_veths.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .filter_map(|l| l.split(": ").nth(1))
+                        .map(|n| format!("{ns}/{}", n.split('@').next().unwrap_or(n))),
+                );
+                traces.namespaces.push(ns);
+            }
         }
         traces.pod_pids.sort();
         traces.pod_pids.dedup();
-        let bridge = capstan::cluster::node::runtime_options(&dir).bridge;
-        let net = Path::new("/sys/class/net");
-        if net.join(&bridge).exists() {
-            if let Ok(ports) = std::fs::read_dir(net.join(&bridge).join("brif")) {
-                traces.veths.extend(
-                    ports
-                        .flatten()
-                        .map(|p| p.file_name().to_string_lossy().into_owned()),
-                );
-            }
-            traces.bridge = Some(bridge);
-        }
-        for veth in veths {
-            if net.join(veth).exists() && !traces.veths.contains(veth) {
-                traces.veths.push(veth.clone());
+        let bridge = netns::bridge(&dir);
+        let host_veth_prefix = netns::host_veth(&dir, 0);
+        let host_veth_prefix = &host_veth_prefix[..host_veth_prefix.len() - 1];
+        for link in std::fs::read_dir("/sys/class/net")?.flatten() {
+            let link = link.file_name().to_string_lossy().into_owned();
+            if link == bridge || link.starts_with(host_veth_prefix) {
+                traces.host_links.push(link);
             }
         }
-        traces.veths.sort();
+        traces.host_links.sort();
+        let routes = Command::new("ip").args(["-o", "route", "show"]).output()?;
+        traces.host_routes = String::from_utf8_lossy(&routes.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("dev {bridge} ")) || l.ends_with(&format!("dev {bridge}")))
+            .map(str::to_string)
+            .collect();
         Ok(traces)
     }
 }

@@ -120,8 +120,9 @@ async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_n
 
     // What the node made is visible now, so its absence later means
     // something.
-    let running = home.node_traces("pods", &[])?;
-    assert_eq!(running.veths.len(), 2, "two pods' veths: {running:?}");
+    let running = home.node_traces("pods")?;
+    assert_eq!(running.pod_veths.len(), 2, "two pods' veths: {running:?}");
+    assert_eq!(running.namespaces.len(), 1, "the node's namespace: {running:?}");
     assert!(
         running.mounts.iter().any(|m| m.contains(" nsfs ")),
         "the pods' netns mounts: {running:?}"
@@ -132,10 +133,15 @@ async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_n
         "{running:?}"
     );
     assert!(!running.cgroups.is_empty(), "{running:?}");
-    assert!(running.bridge.is_some(), "{running:?}");
+    assert_eq!(
+        running.host_links.len(),
+        2,
+        "the cluster's bridge and the node's veth: {running:?}"
+    );
+    assert!(!running.host_routes.is_empty(), "{running:?}");
 
     home.delete("pods")?;
-    let left = home.node_traces("pods", &running.veths)?;
+    let left = home.node_traces("pods")?;
     // No pod process either: a cgroup with tasks cannot be removed.
     assert!(left.is_empty(), "left behind: {left:#?}");
     Ok(())
@@ -158,15 +164,15 @@ async fn delete_leaves_nothing_after_containerd_and_the_kubelet_crashed() -> Res
         ],
     )?;
     wait_running(&home, "crash", "orphan").await?;
-    let running = home.node_traces("crash", &[])?;
-    assert_eq!(running.veths.len(), 1, "{running:?}");
+    let running = home.node_traces("crash")?;
+    assert_eq!(running.pod_veths.len(), 1, "{running:?}");
 
     // containerd and the kubelet die; the pod's shim and processes, its
     // mounts and network keep going without them.
     let pids = home.pids("crash")?;
     let node: Vec<_> = pids
         .iter()
-        .filter(|(n, _)| n == "containerd" || n == "kubelet")
+        .filter(|(n, _)| n == "crash-control-plane-containerd" || n == "crash-control-plane-kubelet")
         .map(|(_, r)| r.clone())
         .collect();
     assert_eq!(node.len(), 2, "{pids:?}");
@@ -184,7 +190,7 @@ async fn delete_leaves_nothing_after_containerd_and_the_kubelet_crashed() -> Res
     .await?;
 
     home.delete("crash")?;
-    let left = home.node_traces("crash", &running.veths)?;
+    let left = home.node_traces("crash")?;
     assert!(left.is_empty(), "left behind: {left:#?}");
     Ok(())
 }
@@ -202,7 +208,7 @@ async fn create_is_usable_idempotent_listed_and_deleted_cleanly() -> Result<()> 
         " ✓ Starting control-plane",
         " ✓ Starting containerd",
         " ✓ Loading node images",
-        " ✓ Starting kubelet",
+        " ✓ Starting kubelet and proxy",
         " ✓ Waiting for node one-control-plane to be Ready",
         "Set kubectl context to \"capstan-one\"",
         "kubectl cluster-info --context capstan-one",
@@ -229,10 +235,11 @@ async fn create_is_usable_idempotent_listed_and_deleted_cleanly() -> Result<()> 
         names,
         [
             "apiserver",
-            "containerd",
             "controller-manager",
             "etcd",
-            "kubelet",
+            "one-control-plane-containerd",
+            "one-control-plane-kubelet",
+            "one-control-plane-proxy",
             "scheduler"
         ]
     );
@@ -350,14 +357,16 @@ async fn a_cluster_whose_processes_died_is_started_again_with_its_data() -> Resu
         },
     )
     .await?;
-    let port = read_kubeconfig(&home.kubeconfig)?.clusters[0]
+    let server = read_kubeconfig(&home.kubeconfig)?.clusters[0]
         .cluster
         .server
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .expect("a port in the server URL");
-    let squatter = TcpListener::bind(("127.0.0.1", port))?;
+        .clone();
+    let addr: std::net::SocketAddr = server
+        .trim_start_matches("https://")
+        .parse()
+        .expect("an address in the server URL");
+    let port = addr.port();
+    let squatter = TcpListener::bind(addr)?;
     let out = home.capstan(&[
         "create",
         "cluster",

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::binaries;
+use super::ports::loopback;
 use super::layout::ClusterDir;
 use super::process::Launch;
 use super::state::ClusterState;
@@ -35,10 +36,11 @@ pub enum Probe {
     /// The apiserver's `/readyz` answers 200 and the `default` namespace
     /// exists (its system namespaces are created).
     ApiServerReady,
-    /// Something accepts TCP connections on this loopback port.
+    /// Something accepts TCP connections at this address (a loopback
+    /// port of the host, or a node's address).
     Listening {
-        /// The port.
-        port: u16,
+        /// The address.
+        addr: std::net::SocketAddr,
     },
     /// Something accepts connections on this unix socket (containerd's
     /// gRPC socket, which it opens once its plugins are loaded).
@@ -77,11 +79,11 @@ impl Task {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
     /// Its name: the pid and log file names, and what progress lines say.
-    pub name: &'static str,
+    pub name: String,
     /// How to start it.
     pub launch: Launch,
-    /// Loopback ports it listens on, checked free before it starts.
-    pub ports: Vec<u16>,
+    /// Addresses it listens on, checked free before it starts.
+    pub ports: Vec<std::net::SocketAddr>,
     /// When it counts as started.
     pub probe: Probe,
 }
@@ -118,12 +120,13 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
     let scheduler_bin = binaries::component("capstan-scheduler")?;
     let cm_bin = binaries::component("capstan-controller-manager")?;
     let ports = state.ports;
+    let net = state.network()?;
     let pki = dir.pki();
     let etcd_url = format!("http://127.0.0.1:{}", ports.etcd_client);
     let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer);
 
     let etcd = Component {
-        name: ETCD,
+        name: ETCD.into(),
         launch: Launch {
             program: etcd_bin,
             args: vec![
@@ -146,22 +149,27 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
             ],
             env: vec![],
             log: dir.log(ETCD),
+            netns: None,
         },
-        ports: vec![ports.etcd_client, ports.etcd_peer],
+        ports: vec![loopback(ports.etcd_client), loopback(ports.etcd_peer)],
         probe: Probe::EtcdHealth {
             port: ports.etcd_client,
         },
     };
 
     let apiserver = Component {
-        name: APISERVER,
+        name: APISERVER.into(),
         launch: Launch {
             program: apiserver_bin,
             args: vec![
                 "--etcd-servers".into(),
                 etcd_url.into(),
+                // The nodes' namespaces reach the host's address on the
+                // cluster bridge, and so does the host.
                 "--bind-address".into(),
-                "127.0.0.1".into(),
+                net.host_ip().to_string().into(),
+                "--advertise-address".into(),
+                net.host_ip().to_string().into(),
                 "--secure-port".into(),
                 ports.apiserver.to_string().into(),
                 "--tls-cert-file".into(),
@@ -178,29 +186,44 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
             ],
             env: log_env(),
             log: dir.log(APISERVER),
+            netns: None,
         },
-        ports: vec![ports.apiserver],
+        ports: vec![(net.host_ip(), ports.apiserver).into()],
         probe: Probe::ApiServerReady,
     };
 
-    let client_of_apiserver = |name: &'static str, program, port: u16| Component {
-        name,
+    let client_of_apiserver = |name: &'static str, program, port: u16, extra: Vec<String>| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--kubeconfig".into(),
+            dir.admin_kubeconfig().into(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--secure-port".into(),
+            port.to_string().into(),
+        ];
+        args.extend(extra.into_iter().map(Into::into));
+        Component {
+        name: name.into(),
         launch: Launch {
             program,
-            args: vec![
-                "--kubeconfig".into(),
-                dir.admin_kubeconfig().into(),
-                "--bind-address".into(),
-                "127.0.0.1".into(),
-                "--secure-port".into(),
-                port.to_string().into(),
-            ],
+            args,
             env: log_env(),
             log: dir.log(name),
+            netns: None,
         },
-        ports: vec![port],
-        probe: Probe::Listening { port },
+        ports: vec![loopback(port)],
+        probe: Probe::Listening {
+            addr: (std::net::Ipv4Addr::LOCALHOST, port).into(),
+        },
+    }
     };
+    // Node IPAM gives every node a /24 of the cluster CIDR as its pod
+    // CIDR, which `create` then routes.
+    let ipam = vec![
+        "--allocate-node-cidrs=true".to_string(),
+        format!("--cluster-cidr={}", net.cluster_cidr_text()),
+        format!("--node-cidr-mask-size={}", super::network::NODE_CIDR_MASK),
+    ];
 
     Ok(vec![
         Step {
@@ -212,8 +235,8 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
             title: "Starting control-plane".into(),
             components: vec![
                 apiserver,
-                client_of_apiserver(SCHEDULER, scheduler_bin, ports.scheduler),
-                client_of_apiserver(CONTROLLER_MANAGER, cm_bin, ports.controller_manager),
+                client_of_apiserver(SCHEDULER, scheduler_bin, ports.scheduler, Vec::new()),
+                client_of_apiserver(CONTROLLER_MANAGER, cm_bin, ports.controller_manager, ipam),
             ],
             then: None,
         },

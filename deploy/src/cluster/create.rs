@@ -16,7 +16,7 @@ use super::lock::ClusterLock;
 use super::progress::Progress;
 use super::runner;
 use super::state::{ClusterState, NodeState, Ports};
-use super::{node, pki_ready, pod_cidr, ports};
+use super::{netns, network, node, pki_ready};
 use crate::kubeconfig::Kubeconfig;
 use crate::kubeconfig::merge;
 use crate::pki;
@@ -31,6 +31,9 @@ pub struct CreateOptions {
     pub kubeconfig: Option<PathBuf>,
     /// How long components may take to come up, in total.
     pub wait: Duration,
+    /// How many nodes (node 0 also runs the control plane); `None` keeps
+    /// an existing cluster's, or makes one.
+    pub nodes: Option<usize>,
 }
 
 /// Creates (or restarts, or confirms) a cluster; see the module docs.
@@ -67,22 +70,35 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
             name: dir.name.clone(),
             ports: Ports::pick()?,
             kubeconfigs: Vec::new(),
-            node: None,
+            network: None,
+            nodes: Vec::new(),
         },
     };
-    if state.node.is_none() {
-        state.node = Some(NodeState {
-            pod_cidr: pod_cidr::pick(dir)?,
-            kubelet_port: ports::free_ports(1)?[0],
-        });
+    if state.network.is_none() {
+        state.network = Some(network::pick(dir)?);
     }
+    if state.nodes.is_empty() {
+        let count = opts.nodes.unwrap_or(1);
+        network::check_node_count(count)?;
+        state.nodes = NodeState::for_cluster(&dir.name, count);
+    } else if let Some(asked) = opts.nodes
+        && asked != state.nodes.len()
+    {
+        anyhow::bail!(
+            "cluster {:?} exists with {} node(s); delete it (`capstan delete cluster --name {}`) to create it with {asked}",
+            dir.name,
+            state.nodes.len(),
+            dir.name
+        );
+    }
+    let net = state.network()?;
     // Every binary is looked up before anything starts or is written.
     let mut steps = components::control_plane_steps(dir, &state)?;
     steps.extend(node::steps(dir, &state)?);
     let already = steps
         .iter()
         .flat_map(|s| &s.components)
-        .all(|c| runner::is_running(dir, c.name))
+        .all(|c| runner::is_running(dir, &c.name))
         && pki_ready(dir);
 
     std::fs::create_dir_all(&dir.root)
@@ -98,13 +114,23 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
         progress.say(&format!("Creating cluster {:?} ...", dir.name));
     }
     let quiet = already;
+    step(&progress, quiet, "Preparing nodes", async {
+        netns::ensure_bridge(dir, &net)?;
+        for n in &state.nodes {
+            netns::ensure_node(dir, &net, n.index)?;
+        }
+        Ok(())
+    })
+    .await?;
     step(&progress, quiet, "Writing certificates", async {
         write_pki(dir, &state)
     })
     .await?;
     let client = capstan_component_base::client::client(Some(&dir.admin_kubeconfig())).await?;
 
-    node::prepare(dir, &state)?;
+    for n in &state.nodes {
+        node::prepare(&node::node_dir(dir, n))?;
+    }
     for s in &steps {
         step(&progress, quiet, &s.title, async {
             for component in &s.components {
@@ -125,12 +151,10 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
         wait_apiserver(&client, deadline),
     )
     .await?;
-    step(
-        &progress,
-        quiet,
-        &node::ready_title(dir),
-        node::wait_ready(dir, &client, deadline),
-    )
+    step(&progress, quiet, &node::ready_title(&state), async {
+        let nodes = node::wait_ready(dir, &state, &client, deadline).await?;
+        node::route_pod_networks(dir, &state, &nodes)
+    })
     .await?;
 
     let entries = cluster_kubeconfig(dir)?;
@@ -179,16 +203,33 @@ async fn wait_apiserver(client: &kube::Client, deadline: Instant) -> anyhow::Res
 /// restarts, so running components keep trusting each other), the
 /// kubelet's `system:node` kubeconfig, and the cluster's own kubeconfig.
 fn write_pki(dir: &ClusterDir, state: &ClusterState) -> anyhow::Result<()> {
+    let server = state.server_url()?;
     if !pki_ready(dir) {
         pki::init(&pki::PkiOptions {
             dir: dir.pki(),
-            server: state.server_url(),
-            hosts: Vec::new(),
+            server: server.clone(),
+            // In-cluster clients reach the apiserver through the
+            // `kubernetes` Service's first address of the Service range.
+            hosts: vec![network::KUBERNETES_SERVICE_IP.to_string()],
         })?;
     }
-    // Kept once written, so a running kubelet keeps its identity.
-    if !dir.kubelet_kubeconfig().is_file() {
-        pki::node_kubeconfig(&dir.pki(), &state.server_url(), &dir.node_name())?;
+    // Kept once written, so running components keep their identities.
+    for n in &state.nodes {
+        let nd = node::node_dir(dir, n);
+        std::fs::create_dir_all(&nd.root)
+            .with_context(|| format!("creating {}", nd.root.display()))?;
+        if !nd.kubelet_kubeconfig().is_file() {
+            pki::node_kubeconfig(&dir.pki(), &server, &nd.name, &nd.kubelet_kubeconfig())?;
+        }
+        if !nd.proxy_kubeconfig().is_file() {
+            pki::client_kubeconfig(
+                &dir.pki(),
+                &server,
+                pki::PROXY_USER,
+                None,
+                &nd.proxy_kubeconfig(),
+            )?;
+        }
     }
     let yaml = cluster_kubeconfig(dir)?.to_yaml()?;
     pki::write_file(&dir.kubeconfig(), yaml.as_bytes(), 0o600)

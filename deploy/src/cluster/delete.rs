@@ -1,5 +1,6 @@
-//! `capstan delete cluster`: take the node apart ([`node::teardown`]:
-//! kubelet, pods, containerd and everything they leave), stop every other
+//! `capstan delete cluster`: take every node apart ([`node::teardown`]:
+//! proxy, kubelet, pods, containerd and everything they leave), remove the
+//! nodes' namespaces and the bridge ([`netns::teardown`]), stop every other
 //! process the cluster's pid files name (the control plane in reverse
 //! start order, then anything else recorded), take the cluster's
 //! entries out of the kubeconfigs it was merged into, and remove its state
@@ -13,8 +14,8 @@ use anyhow::Context as _;
 use super::components::CONTROL_PLANE;
 use super::layout::{self, ClusterDir};
 use super::lock::ClusterLock;
-use super::node;
 use super::process;
+use super::{netns, node};
 use super::progress::Progress;
 use super::state::ClusterState;
 use crate::kubeconfig::merge;
@@ -39,7 +40,10 @@ pub fn delete(name: &str, kubeconfig: Option<&Path>) -> anyhow::Result<()> {
     } else {
         None
     };
-    node::teardown(&dir)?;
+    for n in node::existing_nodes(&dir) {
+        node::teardown(&dir, &n)?;
+    }
+    netns::teardown(&dir)?;
     stop_all(&dir)?;
 
     let mut kubeconfigs: Vec<PathBuf> = state.map(|s| s.kubeconfigs).unwrap_or_default();
@@ -63,12 +67,8 @@ pub fn delete(name: &str, kubeconfig: Option<&Path>) -> anyhow::Result<()> {
 /// Stops every recorded process of the cluster, in order; see the module
 /// docs.
 pub fn stop_all(dir: &ClusterDir) -> anyhow::Result<()> {
-    let mut order: Vec<String> = node::COMPONENTS
-        .iter()
-        .rev()
-        .chain(CONTROL_PLANE.iter().rev())
-        .map(|s| s.to_string())
-        .collect();
+    // The nodes' components were stopped by their teardown.
+    let mut order: Vec<String> = CONTROL_PLANE.iter().rev().map(|s| s.to_string()).collect();
     // Anything else that left a pid file (a component this version does
     // not know about) is stopped last.
     if let Ok(entries) = std::fs::read_dir(dir.run_dir()) {

@@ -110,6 +110,39 @@ impl ClusterDir {
         self.root.join("kubeconfig")
     }
 
+    /// The directory of node `index` (by index, not name, so socket
+    /// paths stay short whatever the cluster's name).
+    pub fn node(&self, name: &str, index: usize) -> NodeDir {
+        NodeDir {
+            name: name.to_string(),
+            index,
+            root: self.root.join("nodes").join(index.to_string()),
+        }
+    }
+
+    /// Where the locally built images are assembled.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// The kubeconfig the control-plane components use.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.pki().join(crate::pki::ADMIN_KUBECONFIG)
+    }
+}
+
+/// The paths and component names of one node of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDir {
+    /// The Node's name.
+    pub name: String,
+    /// Its index in the cluster (0: the control-plane node).
+    pub index: usize,
+    /// `<cluster>/nodes/<index>`.
+    pub root: PathBuf,
+}
+
+impl NodeDir {
     /// The node's containerd: config, socket, root and state.
     pub fn containerd_dir(&self) -> PathBuf {
         self.root.join("containerd")
@@ -130,24 +163,20 @@ impl ClusterDir {
         self.root.join("manifests")
     }
 
-    /// Where the locally built images are assembled.
-    pub fn images_dir(&self) -> PathBuf {
-        self.root.join("images")
-    }
-
-    /// The Node's name, `<cluster>-control-plane` as kind names it.
-    pub fn node_name(&self) -> String {
-        format!("{}-control-plane", self.name)
-    }
-
     /// The kubelet's kubeconfig (its `system:node:<node>` identity).
     pub fn kubelet_kubeconfig(&self) -> PathBuf {
-        self.pki().join(crate::pki::KUBELET_KUBECONFIG)
+        self.root.join("kubelet.kubeconfig")
     }
 
-    /// The kubeconfig the control-plane components use.
-    pub fn admin_kubeconfig(&self) -> PathBuf {
-        self.pki().join(crate::pki::ADMIN_KUBECONFIG)
+    /// The proxy's kubeconfig (`system:kube-proxy`, as kubeadm's).
+    pub fn proxy_kubeconfig(&self) -> PathBuf {
+        self.root.join("proxy.kubeconfig")
+    }
+
+    /// The component (pid and log file) name of this node's `what`
+    /// (`containerd`, `kubelet`, `proxy`): `<node>-<what>`.
+    pub fn component(&self, what: &str) -> String {
+        format!("{}-{what}", self.name)
     }
 }
 

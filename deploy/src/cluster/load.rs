@@ -8,11 +8,12 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 
 use super::layout::{self, ClusterDir};
+use super::state::ClusterState;
 use super::lock::ClusterLock;
 use super::{node, runner};
 use crate::runtime::images;
 
-/// Imports `archive` into cluster `name`'s node; fails clearly when the
+/// Imports `archive` into every node of cluster `name`; fails clearly when the
 /// archive or the cluster is missing or the cluster's containerd is not
 /// running.
 pub fn load_image_archive(name: &str, archive: &Path) -> anyhow::Result<()> {
@@ -27,18 +28,24 @@ pub fn load_image_archive(name: &str, archive: &Path) -> anyhow::Result<()> {
         );
     }
     let _lock = ClusterLock::acquire(&home, name)?;
-    if !runner::is_running(&dir, node::CONTAINERD) {
-        bail!(
-            "the node of cluster {name:?} is not running (its containerd is down); start it with `capstan create cluster --name {name}`"
+    let state = ClusterState::load(&dir)?.context("the cluster has no state file")?;
+    for n in &state.nodes {
+        let nd = node::node_dir(&dir, n);
+        if !runner::is_running(&dir, &nd.component(node::CONTAINERD)) {
+            bail!(
+                "node {} of cluster {name:?} is not running (its containerd is down); start it with `capstan create cluster --name {name}`",
+                nd.name
+            );
+        }
+        let socket = node::runtime_options(&nd).socket();
+        images::import(&socket, archive).with_context(|| {
+            format!("loading {} into node {}", archive.display(), nd.name)
+        })?;
+        eprintln!(
+            "Image archive {} loaded into node {}",
+            archive.display(),
+            nd.name
         );
     }
-    let socket = node::runtime_options(&dir).socket();
-    images::import(&socket, archive)
-        .with_context(|| format!("loading {} into cluster {name:?}", archive.display()))?;
-    eprintln!(
-        "Image archive {} loaded into node {}",
-        archive.display(),
-        dir.node_name()
-    );
     Ok(())
 }

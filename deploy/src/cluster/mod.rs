@@ -9,8 +9,10 @@
 //! (ports and kubeconfigs), [`ports`], [`binaries`] (finding programs),
 //! [`process`] (detached processes and pid files), [`components`] (what
 //! runs and with which flags), [`runner`] (start one idempotently and
-//! probe it), [`node`] (containerd and the kubelet: their steps, readiness
-//! and teardown), [`pod_cidr`] (a pod CIDR per cluster), [`lock`] (one
+//! probe it), [`network`] (a cluster's addresses), [`netns`] (the bridge,
+//! the nodes' network namespaces and their routes), [`node`] (each node's
+//! containerd, kubelet and proxy: their steps, readiness and teardown),
+//! [`lock`] (one
 //! command per cluster at a time), [`progress`], [`create`], [`delete`]
 //! and [`load`] (`capstan load image-archive`).
 
@@ -21,8 +23,9 @@ pub mod delete;
 pub mod layout;
 pub mod load;
 pub mod lock;
+pub mod netns;
+pub mod network;
 pub mod node;
-pub mod pod_cidr;
 pub mod ports;
 pub mod process;
 pub mod progress;

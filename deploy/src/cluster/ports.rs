@@ -1,8 +1,8 @@
-//! Loopback ports: picking free ones for a new cluster, and refusing to
+//! Ports: picking free loopback ones for a new cluster, and refusing to
 //! start a component on one something else already holds, with an error
 //! that says which.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
 use anyhow::{Context as _, bail};
 
@@ -19,16 +19,23 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
-/// Fails with a clear message when `port` on 127.0.0.1 is taken, naming the
-/// component that needs it and the cluster.
-pub fn ensure_free(port: u16, component: &str, cluster: &str) -> anyhow::Result<()> {
-    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+/// Fails with a clear message when `addr` (a port on the address a
+/// component binds) is taken, naming the component that needs it and the
+/// cluster.
+pub fn ensure_free(addr: SocketAddr, component: &str, cluster: &str) -> anyhow::Result<()> {
+    let (ip, port) = (addr.ip(), addr.port());
+    match TcpListener::bind(addr) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
-            "port {port} on 127.0.0.1, which {component} of cluster {cluster:?} uses, is in use by another process; stop that process, or delete the cluster (`capstan delete cluster --name {cluster}`) and create it again to get new ports"
+            "port {port} on {ip}, which {component} of cluster {cluster:?} uses, is in use by another process; stop that process, or delete the cluster (`capstan delete cluster --name {cluster}`) and create it again to get new ports"
         ),
-        Err(e) => Err(e).with_context(|| format!("checking port {port} for {component}")),
+        Err(e) => Err(e).with_context(|| format!("checking port {port} on {ip} for {component}")),
     }
+}
+
+/// `port` on the host's loopback address.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 #[cfg(test)]
@@ -42,10 +49,12 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), 4);
-        ensure_free(ports[0], "etcd", "c").unwrap();
+        ensure_free(loopback(ports[0]), "etcd", "c").unwrap();
         let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = held.local_addr().unwrap().port();
-        let err = ensure_free(port, "etcd", "c").unwrap_err().to_string();
+        let err = ensure_free(loopback(port), "etcd", "c")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&format!("port {port}")), "{err}");
         assert!(err.contains("in use"), "{err}");
     }

@@ -43,6 +43,12 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// File stdout and stderr are appended to.
     pub log: PathBuf,
+    /// Network namespace to run in (`/run/netns/<name>`), for the
+    /// processes of a node; `None` runs in the caller's. Only the network
+    /// namespace is entered: the node's containerd and kubelet must share
+    /// the machine's mounts (the kubelet's volume mounts are what runc
+    /// bind-mounts into containers), which `ip netns exec` would not give.
+    pub netns: Option<PathBuf>,
 }
 
 /// The line written to a log before each start, so a log's latest run is
@@ -65,6 +71,16 @@ pub fn spawn_detached(launch: &Launch) -> anyhow::Result<PidRecord> {
     writeln!(out, "{LOG_RUN_MARKER}{} ---", launch.program.display())
         .with_context(|| format!("writing {}", launch.log.display()))?;
     let err = out.try_clone()?;
+    // Opened before fork: only setns(2) runs in the child.
+    let netns = launch
+        .netns
+        .as_ref()
+        .map(|path| {
+            std::fs::File::open(path)
+                .with_context(|| format!("opening network namespace {}", path.display()))
+        })
+        .transpose()?;
+    let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     let mut cmd = Command::new(&launch.program);
     cmd.args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -72,11 +88,17 @@ pub fn spawn_detached(launch: &Launch) -> anyhow::Result<PidRecord> {
         .stdout(out)
         .stderr(err)
         .current_dir("/");
-    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the
-    // parent, which is all that may run between fork and exec.
+    // SAFETY: setsid(2) and setns(2) are async-signal-safe and touch no
+    // memory of the parent, which is all that may run between fork and
+    // exec; the namespace's fd stays open until spawn() returns.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = netns_fd
+                && libc::setns(fd, libc::CLONE_NEWNET) == -1
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -254,6 +276,7 @@ mod tests {
             args: vec!["600".into()],
             env: vec![],
             log: dir.path().join("logs/sleep.log"),
+            netns: None,
         };
         // `sleep 600` has no argument inside the marker directory.
         let other = spawn_detached(&launch).unwrap();
@@ -273,6 +296,7 @@ mod tests {
             ],
             env: vec![],
             log: dir.path().join("logs/sh.log"),
+            netns: None,
         };
         let ours = spawn_detached(&launch).unwrap();
         let pid_file = dir.path().join("run/sh.pid");

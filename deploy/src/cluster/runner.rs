@@ -46,7 +46,7 @@ pub async fn ensure_running(
     client: &kube::Client,
     deadline: Instant,
 ) -> anyhow::Result<Outcome> {
-    let pid_file = dir.pid_file(component.name);
+    let pid_file = dir.pid_file(&component.name);
     if let Some(record) = process::read_pid_file(&pid_file)
         && process::is_ours(&record, &dir.root)
     {
@@ -54,7 +54,7 @@ pub async fn ensure_running(
         return Ok(Outcome::AlreadyRunning);
     }
     for port in &component.ports {
-        ports::ensure_free(*port, component.name, &dir.name)?;
+        ports::ensure_free(*port, &component.name, &dir.name)?;
     }
     let record = process::spawn_detached(&component.launch)
         .with_context(|| format!("starting {}", component.name))?;
@@ -101,7 +101,7 @@ pub async fn probe(probe: &Probe, client: &kube::Client) -> bool {
         match probe {
             Probe::EtcdHealth { port } => etcd_healthy(*port).await,
             Probe::ApiServerReady => apiserver_ready(client).await,
-            Probe::Listening { port } => TcpStream::connect(("127.0.0.1", *port)).await.is_ok(),
+            Probe::Listening { addr } => TcpStream::connect(addr).await.is_ok(),
             Probe::Socket { path } => tokio::net::UnixStream::connect(path).await.is_ok(),
         }
     };

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::layout::ClusterDir;
+use super::network::ClusterNetwork;
 use super::ports;
 
 /// The loopback ports one cluster listens on, chosen once at creation so
@@ -40,15 +41,31 @@ impl Ports {
     }
 }
 
-/// What the node was given at creation and keeps across restarts: its pod
-/// CIDR (pods' addresses and the bridge's route) and its kubelet's port
-/// (published in the Node, which the apiserver calls for logs and exec).
+/// One node of the cluster, as created: its name and its index, which
+/// gives its address, namespace and directories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
-    /// The node's pod CIDR (`--pod-cidr`), distinct from other clusters'.
-    pub pod_cidr: String,
-    /// The kubelet's HTTPS port on 127.0.0.1 (`--port`).
-    pub kubelet_port: u16,
+    /// The Node's name (`<cluster>-control-plane`, `<cluster>-worker`,
+    /// `<cluster>-worker2`, ... as kind names them).
+    pub name: String,
+    /// Its index: 0 for the control-plane node.
+    pub index: usize,
+}
+
+impl NodeState {
+    /// The nodes of a new cluster of `count` nodes, named as kind does.
+    pub fn for_cluster(cluster: &str, count: usize) -> Vec<NodeState> {
+        (0..count)
+            .map(|index| NodeState {
+                name: match index {
+                    0 => format!("{cluster}-control-plane"),
+                    1 => format!("{cluster}-worker"),
+                    n => format!("{cluster}-worker{n}"),
+                },
+                index,
+            })
+            .collect()
+    }
 }
 
 /// The persisted state of one cluster.
@@ -61,16 +78,27 @@ pub struct ClusterState {
     /// Kubeconfig files its context was merged into, removed from on delete.
     #[serde(default)]
     pub kubeconfigs: Vec<PathBuf>,
-    /// The node's settings; absent in clusters created before the node
-    /// existed, and then chosen by the next `create`.
+    /// Its addresses; chosen by the first `create`.
     #[serde(default)]
-    pub node: Option<NodeState>,
+    pub network: Option<ClusterNetwork>,
+    /// Its nodes, the control-plane node first; chosen by the first
+    /// `create`.
+    #[serde(default)]
+    pub nodes: Vec<NodeState>,
 }
 
 impl ClusterState {
-    /// The apiserver URL clients use.
-    pub fn server_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.ports.apiserver)
+    /// The apiserver URL clients use: the host's address on the cluster
+    /// bridge, which the nodes' namespaces reach too.
+    pub fn server_url(&self) -> anyhow::Result<String> {
+        let net = self.network()?;
+        Ok(format!("https://{}:{}", net.host_ip(), self.ports.apiserver))
+    }
+
+    /// The cluster's network, which every `create` sets first.
+    pub fn network(&self) -> anyhow::Result<ClusterNetwork> {
+        self.network
+            .context("the cluster state has no network; run `capstan create cluster` again")
     }
 
     /// Reads `cluster.json`; `None` when the cluster was never created.
@@ -114,13 +142,16 @@ mod tests {
             name: "c".into(),
             ports: Ports::pick().unwrap(),
             kubeconfigs: vec![],
-            node: None,
+            network: Some(ClusterNetwork { index: 7 }),
+            nodes: NodeState::for_cluster("c", 3),
         };
         state.remember_kubeconfig(Path::new("/k"));
         state.remember_kubeconfig(Path::new("/k"));
         state.save(&dir).unwrap();
         assert_eq!(ClusterState::load(&dir).unwrap(), Some(state.clone()));
         assert_eq!(state.kubeconfigs.len(), 1);
-        assert!(state.server_url().starts_with("https://127.0.0.1:"));
+        assert!(state.server_url().unwrap().starts_with("https://10.151.7.1:"));
+        let names: Vec<&str> = state.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["c-control-plane", "c-worker", "c-worker2"]);
     }
 }
