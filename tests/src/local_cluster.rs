@@ -86,16 +86,23 @@ impl CapstanHome {
     /// cluster is deleted when this home is dropped. Returns stderr (the
     /// progress lines).
     pub fn create(&mut self, name: &str) -> Result<String> {
+        self.create_with(name, &[])
+    }
+
+    /// [`CapstanHome::create`] with more flags (`--nodes 3`).
+    pub fn create_with(&mut self, name: &str, flags: &[&str]) -> Result<String> {
         self.delete_on_drop(name);
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
-        let (_, stderr) = self.capstan_ok(&[
+        let mut args = vec![
             "create",
             "cluster",
             "--name",
             name,
             "--kubeconfig",
             &kubeconfig,
-        ])?;
+        ];
+        args.extend_from_slice(flags);
+        let (_, stderr) = self.capstan_ok(&args)?;
         Ok(stderr)
     }
 
@@ -139,16 +146,29 @@ impl CapstanHome {
 
     /// Runs kubectl against a cluster's context in our kubeconfig.
     pub fn kubectl(&self, name: &str, args: &[&str]) -> Result<String> {
+        self.kubectl_stdin(name, args, "")
+    }
+
+    /// [`CapstanHome::kubectl`] with `input` on its stdin (`apply -f -`).
+    pub fn kubectl_stdin(&self, name: &str, args: &[&str], input: &str) -> Result<String> {
+        use std::io::Write as _;
         let context = format!("capstan-{name}");
-        let out = Command::new(KUBECTL)
+        let mut child = Command::new(KUBECTL)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--context")
             .arg(&context)
             .args(args)
             .env("HOME", self.dir.path().join("home"))
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .context("running kubectl")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output().context("running kubectl")?;
         if !out.status.success() {
             bail!(
                 "kubectl {} failed: {}",
