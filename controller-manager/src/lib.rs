@@ -137,6 +137,25 @@ mod tests {
         );
         assert_eq!(opts.concurrent_statefulset_syncs, 5);
         assert_eq!(opts.controllers, vec!["*".to_string()]);
+        assert_eq!(
+            (
+                opts.concurrent_endpoint_syncs,
+                opts.concurrent_service_endpoint_syncs,
+                opts.max_endpoints_per_slice
+            ),
+            (5, 5, 100)
+        );
+        assert_eq!(
+            (opts.allocate_node_cidrs, opts.node_cidr_mask_size),
+            (false, 24)
+        );
+        let ipam = Options::parse_from([
+            "capstan-controller-manager",
+            "--allocate-node-cidrs",
+            "--cluster-cidr=10.244.0.0/16",
+        ]);
+        assert!(ipam.allocate_node_cidrs);
+        assert_eq!(ipam.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
         let opts =
             Options::parse_from(["capstan-controller-manager", "--controllers=*,-namespace"]);
         assert_eq!(opts.controllers, vec!["*".to_string(), "-namespace".into()]);
