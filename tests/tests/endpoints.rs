@@ -490,3 +490,45 @@ async fn the_kubernetes_service_points_at_the_apiserver() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_beyond_a_full_cluster_cidr_gets_cidr_not_available() -> Result<()> {
+    let cp = ControlPlane::start(&[]).await?;
+    let client = cp.client().await?;
+    let (cm, _) = cp.start_controller_manager(&[
+        "--leader-elect=false",
+        "--controllers=nodeipam",
+        "--allocate-node-cidrs=true",
+        "--cluster-cidr=10.244.0.0/23",
+    ])?;
+    let nodes = (1..=3)
+        .map(|i| node(&format!("n{i}"), json!({}), json!([])))
+        .collect::<Result<Vec<Node>>>()?;
+    let _hollow = HollowNodes::start(client.clone(), nodes).await?;
+    let api: Api<Node> = Api::all(client.clone());
+    // Two blocks for three nodes: one node is told why it has none.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    let without = wait::until("a CIDRNotAvailable event", CONVERGE, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("CIDRNotAvailable"))
+            .and_then(|e| e.regarding?.name)
+    })
+    .await
+    .with_context(|| cm.log_tail())?;
+    let mut with = BTreeSet::new();
+    for n in api.list(&ListParams::default()).await?.items {
+        if let Some(c) = pod_cidr(&n) {
+            with.insert(c);
+        } else {
+            assert_eq!(n.metadata.name.as_deref(), Some(without.as_str()));
+        }
+    }
+    let expected: BTreeSet<String> = ["10.244.0.0/24", "10.244.1.0/24"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(with, expected);
+    Ok(())
+}
