@@ -5,7 +5,8 @@
 //! named targetPort per pod, split large Services into slices of 100,
 //! and `kubectl get endpointslices`/`endpoints` show the addresses. Node
 //! IPAM gives nodes distinct pod CIDRs that survive a controller-manager
-//! restart and tells a node when the range is full, and the apiserver keeps the `default/kubernetes` Service.
+//! restart and tells a node when the range is full, and the apiserver
+//! keeps the `default/kubernetes` Service.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
