@@ -10,6 +10,7 @@ pub mod fieldmanager;
 pub mod fieldvalidation;
 pub mod handlers;
 pub mod kubeletproxy;
+pub mod kubernetes_service;
 pub mod metrics;
 pub mod negotiation;
 pub mod openapi;
@@ -150,6 +151,14 @@ pub async fn run(opts: options::Options) -> Result<()> {
         &opts.service_node_port_range,
     )
     .map_err(|e| anyhow::anyhow!("invalid service ranges: {e}"))?;
+    let advertised = kubernetes_service::Advertised {
+        cluster_ip: ranges.first_ip(),
+        address: opts
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| kubernetes_service::default_advertise_address(&opts.bind_address)),
+        port: opts.secure_port,
+    };
     let backend =
         Backend::start(storage, &opts.etcd_prefix, registry.all()).with_service_ranges(ranges);
     let state = Arc::new(AppState {
@@ -176,6 +185,7 @@ pub async fn run(opts: options::Options) -> Result<()> {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    tokio::spawn(kubernetes_service::run(state.clone(), advertised));
     if !opts.etcd_compaction_interval.is_zero() {
         tokio::spawn(compact_periodically(
             state.clone(),

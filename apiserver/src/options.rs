@@ -27,6 +27,12 @@ pub struct Options {
     /// Address to listen on.
     #[arg(long = "bind-address", default_value = "0.0.0.0")]
     pub bind_address: String,
+    /// The address this apiserver is reached at from inside the cluster:
+    /// the endpoint of the `default/kubernetes` Service. Defaults to
+    /// `--bind-address` unless that is 0.0.0.0, else the machine's
+    /// primary IPv4 address, else 127.0.0.1.
+    #[arg(long = "advertise-address")]
+    pub advertise_address: Option<String>,
     /// HTTPS port.
     #[arg(long = "secure-port", default_value_t = 6443)]
     pub secure_port: u16,

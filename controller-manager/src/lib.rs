@@ -30,7 +30,24 @@ use crate::options::Options;
 /// Runs the enabled controllers until a shutdown signal (or lost
 /// leadership, which is an error so the process exits and restarts clean).
 pub async fn run(opts: Options) -> Result<()> {
-    let enabled = selection::enabled_controllers(&opts.controllers)?;
+    let mut enabled = selection::enabled_controllers(&opts.controllers)?;
+    // As upstream, node IPAM runs only when asked to allocate CIDRs.
+    let nodeipam = if opts.allocate_node_cidrs {
+        let cluster_cidr = opts
+            .cluster_cidr
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--allocate-node-cidrs needs --cluster-cidr"))?;
+        let settings = controllers::nodeipam::Settings {
+            cluster_cidr,
+            node_cidr_mask_size: opts.node_cidr_mask_size,
+        };
+        // A bad range stops the process at start, not later.
+        controllers::nodeipam::CidrSet::new(&settings.cluster_cidr, settings.node_cidr_mask_size)?;
+        Some(settings)
+    } else {
+        enabled.retain(|c| *c != controllers::nodeipam::NAME);
+        None
+    };
     let election = opts.leader.config()?;
     let client = client::client(opts.kubeconfig.as_deref()).await?;
     let metrics = Metrics::new()?;
@@ -55,6 +72,11 @@ pub async fn run(opts: Options) -> Result<()> {
         concurrent_cron_job_syncs: opts.concurrent_cron_job_syncs,
         concurrent_ttl_after_finished_syncs: opts.concurrent_ttl_after_finished_syncs,
         concurrent_statefulset_syncs: opts.concurrent_statefulset_syncs,
+        concurrent_endpoint_syncs: opts.concurrent_endpoint_syncs,
+        endpointslice: controllers::endpointslice::Settings {
+            workers: opts.concurrent_service_endpoint_syncs,
+            max_endpoints_per_slice: usize::from(opts.max_endpoints_per_slice),
+        },
     };
     let identity = election
         .as_ref()
@@ -65,7 +87,7 @@ pub async fn run(opts: Options) -> Result<()> {
         let metrics = metrics.clone();
         async move {
             metrics.leader.set(1);
-            controllers::run(client, metrics, &enabled, settings, identity).await
+            controllers::run(client, metrics, &enabled, settings, nodeipam, identity).await
         }
     };
     let work = async move {
@@ -115,6 +137,25 @@ mod tests {
         );
         assert_eq!(opts.concurrent_statefulset_syncs, 5);
         assert_eq!(opts.controllers, vec!["*".to_string()]);
+        assert_eq!(
+            (
+                opts.concurrent_endpoint_syncs,
+                opts.concurrent_service_endpoint_syncs,
+                opts.max_endpoints_per_slice
+            ),
+            (5, 5, 100)
+        );
+        assert_eq!(
+            (opts.allocate_node_cidrs, opts.node_cidr_mask_size),
+            (false, 24)
+        );
+        let ipam = Options::parse_from([
+            "capstan-controller-manager",
+            "--allocate-node-cidrs",
+            "--cluster-cidr=10.244.0.0/16",
+        ]);
+        assert!(ipam.allocate_node_cidrs);
+        assert_eq!(ipam.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
         let opts =
             Options::parse_from(["capstan-controller-manager", "--controllers=*,-namespace"]);
         assert_eq!(opts.controllers, vec!["*".to_string(), "-namespace".into()]);

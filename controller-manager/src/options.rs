@@ -64,6 +64,24 @@ pub struct Options {
     /// StatefulSets synced at once.
     #[arg(long = "concurrent-statefulset-syncs", default_value_t = 5)]
     pub concurrent_statefulset_syncs: usize,
+    /// Services whose Endpoints are synced at once.
+    #[arg(long = "concurrent-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_endpoint_syncs: usize,
+    /// Services whose EndpointSlices are synced at once.
+    #[arg(long = "concurrent-service-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_service_endpoint_syncs: usize,
+    /// Most endpoints one EndpointSlice holds.
+    #[arg(long = "max-endpoints-per-slice", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
+    /// Give Nodes pod CIDRs from `--cluster-cidr` (runs `nodeipam`).
+    #[arg(long = "allocate-node-cidrs", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub allocate_node_cidrs: bool,
+    /// The range pod CIDRs are cut from (IPv4), e.g. 10.244.0.0/16.
+    #[arg(long = "cluster-cidr")]
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each Node's pod CIDR.
+    #[arg(long = "node-cidr-mask-size", default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
     /// Leader election.
     #[command(flatten)]
     pub leader: LeaderElectionFlags,

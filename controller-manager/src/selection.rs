@@ -11,10 +11,13 @@ pub const IMPLEMENTED: &[&str] = &[
     "daemonset",
     "deployment",
     "disruption",
+    "endpoint",
+    "endpointslice",
     "garbagecollector",
     "job",
     "namespace",
     "node-lifecycle",
+    "nodeipam",
     "pod-garbage-collector",
     "replicaset",
     "replicationcontroller",
@@ -27,11 +30,8 @@ pub const IMPLEMENTED: &[&str] = &[
 /// command lines keep working) and reported, never run.
 const NOT_YET: &[&str] = &[
     "bootstrapsigner",
-    "endpoint",
-    "endpointslice",
     "endpointslicemirroring",
     "horizontalpodautoscaling",
-    "nodeipam",
     "persistentvolume-binder",
     "resourcequota",
     "serviceaccount-token",
@@ -101,7 +101,10 @@ mod tests {
                 "-cronjob",
                 "-deployment",
                 "-daemonset",
-                "-statefulset"
+                "-statefulset",
+                "-endpoint",
+                "-endpointslice",
+                "-nodeipam"
             ]),
             vec!["replicaset", "replicationcontroller", "ttl-after-finished"]
         );

@@ -29,6 +29,17 @@ pub const NEVER_READY: &str = "never-ready";
 /// The InternalIP every hollow node reports.
 const HOLLOW_IP: &str = "10.255.0.1";
 
+/// Pod IPs handed out so far: each pod reported Running gets its own
+/// address in 10.244.0.0/16 (after the first two), so endpoint tests see
+/// distinct endpoints.
+static POD_IPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The next pod IP.
+fn next_pod_ip() -> String {
+    let n = POD_IPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 65_000;
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 244, 0, 2)) + n).to_string()
+}
+
 /// Status writes in flight at once.
 const IN_FLIGHT: usize = 32;
 
@@ -213,6 +224,7 @@ async fn apply(client: kube::Client, pod: &Pod, act: Action) -> Result<()> {
         }
         Action::Run { ready } => {
             let t = now();
+            let ip = next_pod_ip();
             let flag = if ready { "True" } else { "False" };
             let containers: Vec<Value> = pod
                 .spec
@@ -226,7 +238,8 @@ async fn apply(client: kube::Client, pod: &Pod, act: Action) -> Result<()> {
             let status = json!({"status": {
                 "phase": "Running",
                 "hostIP": HOLLOW_IP,
-                "podIP": "10.244.0.2",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
                 "startTime": t,
                 "conditions": [
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},

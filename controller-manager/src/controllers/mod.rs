@@ -4,12 +4,16 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod service_pods;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttl_after_finished;
@@ -48,6 +52,10 @@ pub struct Settings {
     pub concurrent_ttl_after_finished_syncs: usize,
     /// Workers of the StatefulSet controller.
     pub concurrent_statefulset_syncs: usize,
+    /// Workers of the Endpoints controller.
+    pub concurrent_endpoint_syncs: usize,
+    /// The EndpointSlice controller's workers and slice size.
+    pub endpointslice: endpointslice::Settings,
 }
 
 /// Starts every controller in `enabled`; returns (with an error) only if
@@ -57,6 +65,7 @@ pub async fn run(
     metrics: Metrics,
     enabled: &[&'static str],
     settings: Settings,
+    nodeipam: Option<nodeipam::Settings>,
     identity: String,
 ) -> Result<()> {
     let mut tasks = JoinSet::new();
@@ -160,6 +169,23 @@ pub async fn run(
                 .await;
                 (name, r)
             }),
+            "endpoint" => tasks.spawn(async move {
+                let r = endpoints::run(client, metrics, settings.concurrent_endpoint_syncs).await;
+                (name, r)
+            }),
+            "endpointslice" => tasks.spawn(async move {
+                let r = endpointslice::run(client, metrics, settings.endpointslice).await;
+                (name, r)
+            }),
+            "nodeipam" => {
+                let ipam = nodeipam.clone().ok_or_else(|| {
+                    anyhow!("nodeipam needs --allocate-node-cidrs and --cluster-cidr")
+                })?;
+                tasks.spawn(async move {
+                    let r = nodeipam::run(client, metrics, ipam, &identity).await;
+                    (name, r)
+                })
+            }
             other => return Err(anyhow!("controller {other:?} is not implemented")),
         };
     }
