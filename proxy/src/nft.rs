@@ -8,6 +8,8 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use tokio::io::AsyncWriteExt;
 
+use crate::rules::Existing;
+
 /// An IPv4 CIDR from a flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
@@ -92,6 +94,61 @@ pub async fn apply_in(netns: Option<&str>, script: &str) -> Result<()> {
     Ok(())
 }
 
+/// The chains and named sets `table` (family `ip`) holds now; empty
+/// when it does not exist. A full sync removes what it does not want.
+pub async fn existing(netns: Option<&str>, table: &str) -> Result<Existing> {
+    let chains = list(netns, &["list", "chains", "ip"]).await?;
+    let sets = list(netns, &["list", "sets", "ip"]).await?;
+    Ok(Existing {
+        chains: parse_listing(&chains, table, "chain"),
+        sets: parse_listing(&sets, table, "set"),
+    })
+}
+
+async fn list(netns: Option<&str>, args: &[&str]) -> Result<String> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "nft"]);
+            c
+        }
+        None => tokio::process::Command::new("nft"),
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .await
+        .context("running nft (is the nftables package installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "nft {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Names of `kind` (`chain`, `set`) objects directly inside `table ip
+/// <table>` of an `nft list` output.
+fn parse_listing(text: &str, table: &str, kind: &str) -> Vec<String> {
+    let header = format!("table ip {table} {{");
+    let prefix = format!("\t{kind} ");
+    let mut inside = false;
+    let mut names = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("table ") {
+            inside = line == header;
+        } else if inside
+            && let Some(rest) = line.strip_prefix(&prefix)
+            && let Some(name) = rest.strip_suffix(" {")
+        {
+            names.push(name.trim_matches('"').to_string());
+        }
+    }
+    names
+}
+
 /// The node's IPv4 addresses (`ip -o -4 addr show`), loopback excluded,
 /// that fall into one of `cidrs`.
 pub async fn local_addresses(cidrs: &[Cidr]) -> Result<Vec<Ipv4Addr>> {
@@ -137,6 +194,21 @@ mod tests {
         );
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("fd00::/8").is_err());
+    }
+
+    #[test]
+    fn listings_name_the_tables_chains_and_sets() {
+        let text = "table ip capstan-proxy {\n\tchain a/b__1.2.3.4/80 {\n\t}\n\tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t}\n}\ntable ip other {\n\tchain zz {\n\t}\n}\n";
+        assert_eq!(
+            parse_listing(text, "capstan-proxy", "chain"),
+            vec!["a/b__1.2.3.4/80", "nat-output"]
+        );
+        let sets = "table ip capstan-proxy {\n\tset nodeport-ips {\n\t\ttype ipv4_addr\n\t\telements = { 1.2.3.4 }\n\t}\n}\n";
+        assert_eq!(
+            parse_listing(sets, "capstan-proxy", "set"),
+            vec!["nodeport-ips"]
+        );
+        assert!(parse_listing(sets, "other", "set").is_empty());
     }
 
     #[test]

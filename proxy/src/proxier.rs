@@ -2,9 +2,10 @@
 //! once per `--min-sync-period` and at least once per `--sync-period` the
 //! dirty Services are re-rendered and written to the table in one `nft`
 //! transaction (upstream's BoundedFrequencyRunner and `syncProxyRules`).
-//! The first sync, and the one after a failure, replaces the table whole;
-//! every hour a full sync rewrites it in place; every other sync is
-//! partial.
+//! The first sync, the one after a failure and one every hour are full:
+//! they rewrite the whole table in place and remove whatever else it
+//! holds (so a restarted proxy takes its table over without a gap);
+//! every other sync is partial.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -24,7 +25,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::{Cache, ServiceKey};
 use crate::nft::{self, Cidr};
-use crate::rules::{self, Config, Plan, PortObjects, SyncKind};
+use crate::rules::{self, Config, Existing, Plan, PortObjects, SyncKind};
 
 /// How often a full (in-place) resync runs, as upstream's
 /// `FullSyncPeriod`.
@@ -245,11 +246,10 @@ impl Proxier {
 
     /// One sync. Does nothing until both watches have listed once.
     pub async fn sync(&mut self) -> Result<()> {
-        let kind = if self.needs_takeover {
-            SyncKind::Takeover
-        } else if self
-            .last_full
-            .is_none_or(|t| t.elapsed() >= FULL_SYNC_PERIOD)
+        let kind = if self.needs_takeover
+            || self
+                .last_full
+                .is_none_or(|t| t.elapsed() >= FULL_SYNC_PERIOD)
         {
             SyncKind::Full
         } else {
@@ -293,9 +293,15 @@ impl Proxier {
         };
         let nodeport_changed =
             kind != SyncKind::Partial || self.applied_nodeport_ips.as_ref() != Some(&nodeport_ips);
-        let script = {
+        let existing = if kind == SyncKind::Full {
+            nft::existing(None, &self.cfg.table).await?
+        } else {
+            Existing::default()
+        };
+        let scripts = {
             let old: Vec<&PortObjects> = match kind {
-                SyncKind::Takeover => Vec::new(),
+                // After a failure nothing is known to be applied.
+                SyncKind::Full if self.needs_takeover => Vec::new(),
                 SyncKind::Full => self.applied.values().flatten().collect(),
                 SyncKind::Partial => rendered
                     .iter()
@@ -308,15 +314,24 @@ impl Proxier {
                 old,
                 new: rendered.iter().flat_map(|(_, o)| o.iter()).collect(),
                 nodeport_ips: nodeport_changed.then_some(&nodeport_ips[..]),
+                existing: &existing,
             };
             rules::script(&self.cfg, &plan)
         };
-        let empty = script.lines().count() <= 1;
-        if !empty && let Err(e) = nft::apply(&script).await {
-            self.metrics.sync_failures.inc();
-            self.needs_takeover = true;
-            lock(&self.shared).dirty.extend(dirty);
-            return Err(e);
+        if !scripts.is_noop() {
+            let mut applied = Ok(());
+            for tx in scripts.transactions() {
+                applied = nft::apply(&tx).await;
+                if applied.is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = applied {
+                self.metrics.sync_failures.inc();
+                self.needs_takeover = true;
+                lock(&self.shared).dirty.extend(dirty);
+                return Err(e);
+            }
         }
         if kind != SyncKind::Partial {
             self.applied.clear();

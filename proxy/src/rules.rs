@@ -32,6 +32,10 @@ pub const MASQ_MARK: &str = "0x4000";
 /// statement, which keeps huge full syncs fast to parse.
 const ELEMENT_BATCH: usize = 4096;
 
+/// Up to this many endpoints are picked by a row of `numgen` rules;
+/// more by one `numgen … vmap` (upstream always uses the map).
+pub const LINEAR_BALANCE_MAX: usize = 16;
+
 /// What rule generation needs besides the Services.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -140,7 +144,22 @@ fn balance(rules: &mut Vec<String>, port: &PortModel, eps: &[&Endpoint]) {
             rules.push(format!("ip saddr @affinity-{s} goto endpoint-{s}"));
         }
     }
-    let mut r = format!("numgen random mod {} vmap {{ ", eps.len());
+    let n = eps.len();
+    if n <= LINEAR_BALANCE_MAX {
+        // Rule i wins with probability 1/(n-i) of what reaches it: uniform
+        // overall, and no anonymous map per Service (the kernel names each
+        // one by scanning all sets of the table).
+        for (i, ep) in eps.iter().enumerate() {
+            let target = format!("goto endpoint-{}", endpoint_suffix(port, ep));
+            if i + 1 == n {
+                rules.push(target);
+            } else {
+                rules.push(format!("numgen random mod {} == 0 {target}", n - i));
+            }
+        }
+        return;
+    }
+    let mut r = format!("numgen random mod {n} vmap {{ ");
     for (i, ep) in eps.iter().enumerate() {
         if i > 0 {
             r.push_str(", ");
@@ -335,14 +354,24 @@ pub fn render_port(cfg: &Config, port: &PortModel) -> PortObjects {
 /// How much of the table a sync rewrites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncKind {
-    /// Delete the table (whatever is in it) and build it anew: the first
-    /// sync, and the one after a failed apply.
-    Takeover,
-    /// Rewrite every chain and map of the table in place (affinity sets
-    /// keep their entries).
+    /// Rewrite every chain and map of the table in place and remove
+    /// whatever else is in it (`existing` says what is): the first sync
+    /// (taking over a table a previous run left), the one after a
+    /// failure, and hourly. Affinity sets whose timeout is known to be
+    /// unchanged keep their entries.
     Full,
     /// Rewrite only what differs between `old` and `new`.
     Partial,
+}
+
+/// The chains and sets a table holds right now (from
+/// [`crate::nft::existing`]).
+#[derive(Clone, Debug, Default)]
+pub struct Existing {
+    /// Chain names.
+    pub chains: Vec<String>,
+    /// Named set names (maps excluded).
+    pub sets: Vec<String>,
 }
 
 /// One sync's input to [`script`].
@@ -350,12 +379,54 @@ pub struct Plan<'a> {
     /// How much to rewrite.
     pub kind: SyncKind,
     /// The applied objects of the Services being synced (for `Full`: of
-    /// all Services); ignored by `Takeover`.
+    /// all Services, or none when nothing is known to be applied).
     pub old: Vec<&'a PortObjects>,
-    /// Their objects now (for `Full` and `Takeover`: of all Services).
+    /// Their objects now (for `Full`: of all Services).
     pub new: Vec<&'a PortObjects>,
     /// The `nodeport-ips` set's contents, when it must be rewritten.
     pub nodeport_ips: Option<&'a [Ipv4Addr]>,
+    /// What the table holds (used by `Full`).
+    pub existing: &'a Existing,
+}
+
+/// A sync as two `nft -f` transactions. `prepare` only creates what
+/// nothing refers to yet (new chains, sets and maps), so applying it
+/// changes no packet's fate; `commit` then switches everything at once.
+/// The split is for speed: a rule added in the transaction that creates
+/// its chain is resolved by the kernel through a walk of the whole
+/// transaction, which is quadratic for tens of thousands of chains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scripts {
+    /// First transaction.
+    pub prepare: String,
+    /// Second transaction.
+    pub commit: String,
+}
+
+/// Above this many lines the prepare step runs as a transaction of its
+/// own; below, one transaction is faster (`nft` reads the table once).
+const SEPARATE_PREPARE_LINES: usize = 1000;
+
+impl Scripts {
+    /// The transactions to run, in order: `prepare` and `commit`, or
+    /// both as one when `prepare` is small.
+    pub fn transactions(&self) -> Vec<String> {
+        if self.prepare.lines().count() > SEPARATE_PREPARE_LINES {
+            return vec![self.prepare.clone(), self.commit.clone()];
+        }
+        let commit_body = self
+            .commit
+            .split_once('\n')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        vec![format!("{}{commit_body}", self.prepare)]
+    }
+
+    /// Whether the sync changes nothing (both scripts only name the
+    /// table).
+    pub fn is_noop(&self) -> bool {
+        self.prepare.lines().count() <= 1 && self.commit.lines().count() <= 1
+    }
 }
 
 fn base_chains(cfg: &Config) -> Vec<(&'static str, Option<&'static str>, Vec<String>)> {
@@ -430,6 +501,10 @@ fn base_chains(cfg: &Config) -> Vec<(&'static str, Option<&'static str>, Vec<Str
     ]
 }
 
+/// The set of node addresses NodePorts answer on with
+/// `--nodeport-addresses`.
+pub const NODEPORT_SET: &str = "nodeport-ips";
+
 fn write_elements<'a>(
     s: &mut String,
     cmd: &str,
@@ -466,61 +541,24 @@ fn write_rules(s: &mut String, table: &str, chain: &Chain) {
     }
 }
 
-/// The `nft -f` script of one sync: atomic as a whole.
-pub fn script(cfg: &Config, plan: &Plan) -> String {
-    let t = &cfg.table;
-    let mut s = String::with_capacity(256 + plan.new.len() * 512);
-    let _ = writeln!(s, "add table ip {t}");
-    if plan.kind == SyncKind::Takeover {
-        let _ = writeln!(s, "delete table ip {t}");
-        let _ = writeln!(s, "add table ip {t}");
-    }
-    let rebuild_base = plan.kind != SyncKind::Partial;
-    if rebuild_base {
-        for (name, hook, _) in base_chains(cfg) {
-            match hook {
-                Some(h) => {
-                    let _ = writeln!(s, "add chain ip {t} {name} {{ {h} ; }}");
-                }
-                None => {
-                    let _ = writeln!(s, "add chain ip {t} {name}");
-                }
-            }
-            if plan.kind == SyncKind::Full {
-                let _ = writeln!(s, "flush chain ip {t} {name}");
-            }
-        }
-        for m in Map::ALL {
-            let _ = writeln!(
-                s,
-                "add map ip {t} {} {{ type {} : verdict ; }}",
-                m.name(),
-                m.key_type()
-            );
-            if plan.kind == SyncKind::Full {
-                let _ = writeln!(s, "flush map ip {t} {}", m.name());
-            }
-        }
-        let _ = writeln!(s, "add set ip {t} nodeport-ips {{ type ipv4_addr ; }}");
-    }
-    if let Some(ips) = plan.nodeport_ips {
-        let _ = writeln!(s, "flush set ip {t} nodeport-ips");
-        if !ips.is_empty() {
-            let list: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
-            let _ = writeln!(
-                s,
-                "add element ip {t} nodeport-ips {{ {} }}",
-                list.join(", ")
-            );
-        }
-    }
+fn add_set(s: &mut String, table: &str, name: &str, timeout: u32) {
+    let _ = writeln!(
+        s,
+        "add set ip {table} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
+    );
+}
 
-    let old: &[&PortObjects] = if plan.kind == SyncKind::Takeover {
-        &[]
-    } else {
-        &plan.old
-    };
-    let old_chains: HashMap<&str, &Chain> = old
+/// The `nft -f` scripts of one sync.
+pub fn script(cfg: &Config, plan: &Plan) -> Scripts {
+    let t = &cfg.table;
+    let full = plan.kind == SyncKind::Full;
+    let mut p = String::new();
+    let mut c = String::with_capacity(256 + plan.new.len() * 512);
+    let _ = writeln!(p, "add table ip {t}");
+    let _ = writeln!(c, "add table ip {t}");
+
+    let old_chains: HashMap<&str, &Chain> = plan
+        .old
         .iter()
         .flat_map(|o| o.chains.iter())
         .map(|c| (c.name.as_str(), c))
@@ -531,7 +569,8 @@ pub fn script(cfg: &Config, plan: &Plan) -> String {
         .flat_map(|o| o.chains.iter())
         .map(|c| (c.name.as_str(), c))
         .collect();
-    let old_sets: HashMap<&str, u32> = old
+    let old_sets: HashMap<&str, u32> = plan
+        .old
         .iter()
         .flat_map(|o| o.sets.iter())
         .map(|(n, t)| (n.as_str(), *t))
@@ -542,90 +581,186 @@ pub fn script(cfg: &Config, plan: &Plan) -> String {
         .flat_map(|o| o.sets.iter())
         .map(|(n, t)| (n.as_str(), *t))
         .collect();
-    let force = plan.kind != SyncKind::Partial;
+    let base = base_chains(cfg);
+    let existing_chains: HashSet<&str> = if full {
+        plan.existing.chains.iter().map(String::as_str).collect()
+    } else {
+        HashSet::new()
+    };
+    let existing_sets: HashSet<&str> = if full {
+        plan.existing.sets.iter().map(String::as_str).collect()
+    } else {
+        HashSet::new()
+    };
 
-    // 1. Elements that go away (Partial only; Full flushed the maps).
-    let old_elems: HashSet<&Element> = old.iter().flat_map(|o| o.elements.iter()).collect();
+    // Prepare: only what nothing refers to yet.
+    let mut rewrite: Vec<&Chain> = Vec::new();
+    if full {
+        for (name, hook, _) in &base {
+            match hook {
+                Some(h) => {
+                    let _ = writeln!(p, "add chain ip {t} {name} {{ {h} ; }}");
+                }
+                None => {
+                    let _ = writeln!(p, "add chain ip {t} {name}");
+                }
+            }
+        }
+        for m in Map::ALL {
+            let _ = writeln!(
+                p,
+                "add map ip {t} {} {{ type {} : verdict ; }}",
+                m.name(),
+                m.key_type()
+            );
+        }
+        let _ = writeln!(p, "add set ip {t} {NODEPORT_SET} {{ type ipv4_addr ; }}");
+        for n in &plan.new {
+            for ch in &n.chains {
+                if !existing_chains.contains(ch.name.as_str()) {
+                    let _ = writeln!(p, "add chain ip {t} {}", ch.name);
+                }
+                rewrite.push(ch);
+            }
+            for (name, timeout) in &n.sets {
+                if !existing_sets.contains(name.as_str()) {
+                    add_set(&mut p, t, name, *timeout);
+                }
+            }
+        }
+    } else {
+        for n in &plan.new {
+            for ch in &n.chains {
+                match old_chains.get(ch.name.as_str()) {
+                    None => {
+                        let _ = writeln!(p, "add chain ip {t} {}", ch.name);
+                        rewrite.push(ch);
+                    }
+                    Some(o) if o.rules != ch.rules => rewrite.push(ch),
+                    Some(_) => {}
+                }
+            }
+            for (name, timeout) in &n.sets {
+                if !old_sets.contains_key(name.as_str()) {
+                    add_set(&mut p, t, name, *timeout);
+                }
+            }
+        }
+    }
+
+    // Commit, 1: elements that go away (Full flushes the maps instead).
     let new_elems: HashSet<&Element> = plan.new.iter().flat_map(|o| o.elements.iter()).collect();
-    if plan.kind == SyncKind::Partial {
-        let gone: Vec<&Element> = old
+    let old_elems: HashSet<&Element> = plan.old.iter().flat_map(|o| o.elements.iter()).collect();
+    if full {
+        for m in Map::ALL {
+            let _ = writeln!(c, "flush map ip {t} {}", m.name());
+        }
+    } else {
+        let gone: Vec<&Element> = plan
+            .old
             .iter()
             .flat_map(|o| o.elements.iter())
             .filter(|e| !new_elems.contains(e))
             .collect();
         for m in Map::ALL {
-            write_elements(&mut s, "delete", t, m, gone.iter().copied(), false);
+            write_elements(&mut c, "delete", t, m, gone.iter().copied(), false);
         }
     }
-    // 2. Empty the chains that change or go away, then delete the latter.
-    let mut rewrite: Vec<&Chain> = Vec::new();
-    for o in old {
-        for c in &o.chains {
-            match new_chains.get(c.name.as_str()) {
-                Some(n) if !force && n.rules == c.rules => {}
-                _ => {
-                    let _ = writeln!(s, "flush chain ip {t} {}", c.name);
+    // 2: empty the chains that change or go away, then delete the latter.
+    let base_names: HashSet<&str> = base.iter().map(|(n, _, _)| *n).collect();
+    if full {
+        for name in &plan.existing.chains {
+            let _ = writeln!(c, "flush chain ip {t} {name}");
+        }
+        for name in &plan.existing.chains {
+            if !new_chains.contains_key(name.as_str()) && !base_names.contains(name.as_str()) {
+                let _ = writeln!(c, "delete chain ip {t} {name}");
+            }
+        }
+    } else {
+        for o in &plan.old {
+            for ch in &o.chains {
+                match new_chains.get(ch.name.as_str()) {
+                    Some(n) if n.rules == ch.rules => {}
+                    _ => {
+                        let _ = writeln!(c, "flush chain ip {t} {}", ch.name);
+                    }
+                }
+            }
+        }
+        for o in &plan.old {
+            for ch in &o.chains {
+                if !new_chains.contains_key(ch.name.as_str()) {
+                    let _ = writeln!(c, "delete chain ip {t} {}", ch.name);
                 }
             }
         }
     }
-    for o in old {
-        for c in &o.chains {
-            if !new_chains.contains_key(c.name.as_str()) {
-                let _ = writeln!(s, "delete chain ip {t} {}", c.name);
+    // 3: sets that go away or change their timeout (re-created).
+    if full {
+        for name in &plan.existing.sets {
+            if name == NODEPORT_SET {
+                continue;
             }
-        }
-    }
-    // 3. Sets that go away or change their timeout.
-    for o in old {
-        for (name, timeout) in &o.sets {
-            if new_sets.get(name.as_str()) != Some(timeout) {
-                let _ = writeln!(s, "delete set ip {t} {name}");
-            }
-        }
-    }
-    // 4. New sets and chains, then every rule that needs writing.
-    for n in &plan.new {
-        for (name, timeout) in &n.sets {
-            if old_sets.get(name.as_str()) != Some(timeout) {
-                let _ = writeln!(
-                    s,
-                    "add set ip {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
-                );
-            }
-        }
-        for c in &n.chains {
-            match old_chains.get(c.name.as_str()) {
-                None => {
-                    let _ = writeln!(s, "add chain ip {t} {}", c.name);
-                    rewrite.push(c);
+            let keep = new_sets
+                .get(name.as_str())
+                .is_some_and(|t| old_sets.get(name.as_str()) == Some(t));
+            if !keep {
+                let _ = writeln!(c, "delete set ip {t} {name}");
+                if let Some(timeout) = new_sets.get(name.as_str()) {
+                    add_set(&mut c, t, name, *timeout);
                 }
-                Some(o) if force || o.rules != c.rules => rewrite.push(c),
-                Some(_) => {}
+            }
+        }
+    } else {
+        for o in &plan.old {
+            for (name, timeout) in &o.sets {
+                let now = new_sets.get(name.as_str());
+                if now != Some(timeout) {
+                    let _ = writeln!(c, "delete set ip {t} {name}");
+                    if let Some(n) = now {
+                        add_set(&mut c, t, name, *n);
+                    }
+                }
             }
         }
     }
-    if rebuild_base {
-        for (name, _, rules) in base_chains(cfg) {
+    if let Some(ips) = plan.nodeport_ips {
+        let _ = writeln!(c, "flush set ip {t} {NODEPORT_SET}");
+        if !ips.is_empty() {
+            let list: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+            let _ = writeln!(
+                c,
+                "add element ip {t} {NODEPORT_SET} {{ {} }}",
+                list.join(", ")
+            );
+        }
+    }
+    // 4: rules.
+    if full {
+        for (name, _, rules) in &base {
             for r in rules {
-                let _ = writeln!(s, "add rule ip {t} {name} {r}");
+                let _ = writeln!(c, "add rule ip {t} {name} {r}");
             }
         }
     }
-    for c in rewrite {
-        write_rules(&mut s, t, c);
+    for ch in rewrite {
+        write_rules(&mut c, t, ch);
     }
-    // 5. Elements that are new (all of them after a flush).
+    // 5: elements that are new (all of them after a flush).
     let added: Vec<&Element> = plan
         .new
         .iter()
         .flat_map(|o| o.elements.iter())
-        .filter(|e| force || !old_elems.contains(e))
+        .filter(|e| full || !old_elems.contains(e))
         .collect();
     for m in Map::ALL {
-        write_elements(&mut s, "add", t, m, added.iter().copied(), true);
+        write_elements(&mut c, "add", t, m, added.iter().copied(), true);
     }
-    s
+    Scripts {
+        prepare: p,
+        commit: c,
+    }
 }
 
 /// The script `--cleanup` runs: removes the table and nothing else
@@ -693,7 +828,8 @@ mod tests {
             svc.rules,
             vec![
                 "ip daddr 10.96.0.10 meta l4proto tcp th dport 80 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade",
-                "numgen random mod 2 vmap { 0 : goto endpoint-ns/web/tcp/http__10.244.1.2/8080, 1 : goto endpoint-ns/web/tcp/http__10.244.2.2/8080 }",
+                "numgen random mod 2 == 0 goto endpoint-ns/web/tcp/http__10.244.1.2/8080",
+                "goto endpoint-ns/web/tcp/http__10.244.2.2/8080",
             ]
         );
         let e = chain(&o, "endpoint-ns/web/tcp/http__10.244.1.2/8080");
@@ -758,7 +894,7 @@ mod tests {
         let local = chain(&o, "local-ns/web/tcp/http");
         assert_eq!(
             local.rules,
-            vec!["numgen random mod 1 vmap { 0 : goto endpoint-ns/web/tcp/http__10.244.1.2/8080 }"]
+            vec!["goto endpoint-ns/web/tcp/http__10.244.1.2/8080"]
         );
         assert!(o.elements.contains(&Element {
             map: Map::ServiceNodePorts,
@@ -803,6 +939,7 @@ mod tests {
     #[test]
     fn partial_sync_touches_only_what_changed() {
         let c = cfg();
+        let none = Existing::default();
         let a = render_port(
             &c,
             &port(vec![ep("10.244.1.2", "n1"), ep("10.244.1.3", "n1")]),
@@ -815,12 +952,12 @@ mod tests {
                 old: vec![&a],
                 new: vec![&b],
                 nodeport_ips: None,
+                existing: &none,
             },
         );
-        assert!(
-            !s.contains("add chain ip capstan-proxy filter-input"),
-            "{s}"
-        );
+        assert_eq!(s.prepare, "add table ip capstan-proxy\n", "no new chain");
+        let s = s.commit;
+        assert!(!s.contains("filter-input"), "{s}");
         assert!(s.contains("flush chain ip capstan-proxy service-ns/web/tcp/http\n"));
         let flush = s
             .find("flush chain ip capstan-proxy endpoint-ns/web/tcp/http__10.244.1.3/8080\n")
@@ -834,7 +971,22 @@ mod tests {
             "unchanged chain is left alone: {s}"
         );
         assert!(!s.contains("element"), "elements are unchanged: {s}");
-        // Nothing changed: nothing but the table line.
+        // Growing again: the new chain is created in the prepare step.
+        let s = script(
+            &c,
+            &Plan {
+                kind: SyncKind::Partial,
+                old: vec![&b],
+                new: vec![&a],
+                nodeport_ips: None,
+                existing: &none,
+            },
+        );
+        assert_eq!(
+            s.prepare,
+            "add table ip capstan-proxy\nadd chain ip capstan-proxy endpoint-ns/web/tcp/http__10.244.1.3/8080\n"
+        );
+        // Nothing changed: nothing to do.
         let s = script(
             &c,
             &Plan {
@@ -842,41 +994,123 @@ mod tests {
                 old: vec![&b],
                 new: vec![&b],
                 nodeport_ips: None,
+                existing: &none,
             },
         );
-        assert_eq!(s, "add table ip capstan-proxy\n");
-    }
-
-    #[test]
-    fn takeover_replaces_the_table_and_full_flushes_in_place() {
-        let c = cfg();
-        let a = render_port(&c, &port(vec![ep("10.244.1.2", "n1")]));
+        assert!(s.is_noop(), "{s:?}");
+        // A small sync is one transaction: the table line once.
         let s = script(
             &c,
             &Plan {
-                kind: SyncKind::Takeover,
+                kind: SyncKind::Partial,
+                old: vec![&b],
+                new: vec![&a],
+                nodeport_ips: None,
+                existing: &none,
+            },
+        );
+        let tx = s.transactions();
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].matches("add table").count(), 1);
+        assert!(tx[0].find("add chain").unwrap() < tx[0].find("add rule").unwrap());
+    }
+
+    #[test]
+    fn full_sync_rewrites_in_place_and_removes_unknown_objects() {
+        let c = cfg();
+        let mut p = port(vec![ep("10.244.1.2", "n1")]);
+        p.affinity_timeout = Some(60);
+        let a = render_port(&c, &p);
+        // A fresh table: everything is created.
+        let s = script(
+            &c,
+            &Plan {
+                kind: SyncKind::Full,
                 old: vec![],
                 new: vec![&a],
                 nodeport_ips: Some(&[]),
+                existing: &Existing::default(),
             },
         );
-        assert!(s.starts_with("add table ip capstan-proxy\ndelete table ip capstan-proxy\nadd table ip capstan-proxy\n"));
-        assert!(s.contains(
+        assert!(s.prepare.contains(
             "add chain ip capstan-proxy nat-output { type nat hook output priority -100 ; }"
         ));
-        assert!(s.contains("add element ip capstan-proxy service-ips { 10.96.0.10 . tcp . 80 : goto service-ns/web/tcp/http }"));
+        assert!(
+            s.prepare
+                .contains("add chain ip capstan-proxy service-ns/web/tcp/http\n")
+        );
+        assert!(s.prepare.contains("add set ip capstan-proxy affinity-ns/web/tcp/http__10.244.1.2/8080 { type ipv4_addr ; flags dynamic,timeout ; timeout 60s ; }"));
+        assert!(s.commit.contains("add element ip capstan-proxy service-ips { 10.96.0.10 . tcp . 80 : goto service-ns/web/tcp/http }"));
+        assert!(s.commit.contains("add rule ip capstan-proxy services ip daddr . meta l4proto . th dport vmap @service-ips"));
+        // A table left by someone else: its chains and sets are emptied,
+        // those not wanted deleted, unknown affinity sets re-created.
+        let existing = Existing {
+            chains: vec![
+                "services".into(),
+                "service-ns/web/tcp/http".into(),
+                "stale".into(),
+            ],
+            sets: vec![
+                "nodeport-ips".into(),
+                "affinity-ns/web/tcp/http__10.244.1.2/8080".into(),
+                "affinity-old".into(),
+            ],
+        };
+        let s = script(
+            &c,
+            &Plan {
+                kind: SyncKind::Full,
+                old: vec![],
+                new: vec![&a],
+                nodeport_ips: Some(&[]),
+                existing: &existing,
+            },
+        );
+        assert!(
+            !s.prepare
+                .contains("add chain ip capstan-proxy service-ns/web/tcp/http\n")
+        );
+        assert!(s.commit.contains("flush chain ip capstan-proxy stale\n"));
+        assert!(s.commit.contains("delete chain ip capstan-proxy stale\n"));
+        assert!(
+            !s.commit
+                .contains("delete chain ip capstan-proxy services\n")
+        );
+        assert!(
+            s.commit
+                .contains("delete set ip capstan-proxy affinity-old\n")
+        );
+        assert!(s.commit.contains(
+            "delete set ip capstan-proxy affinity-ns/web/tcp/http__10.244.1.2/8080\nadd set"
+        ));
+        assert!(s.commit.contains("flush map ip capstan-proxy service-ips"));
+        // Known sets with unchanged timeouts keep their entries.
         let s = script(
             &c,
             &Plan {
                 kind: SyncKind::Full,
                 old: vec![&a],
-                new: vec![],
-                nodeport_ips: None,
+                new: vec![&a],
+                nodeport_ips: Some(&[]),
+                existing: &existing,
             },
         );
-        assert!(!s.contains("delete table"));
-        assert!(s.contains("flush map ip capstan-proxy service-ips"));
-        assert!(s.contains("delete chain ip capstan-proxy service-ns/web/tcp/http"));
+        assert!(
+            !s.commit.contains("delete set ip capstan-proxy affinity-ns"),
+            "{}",
+            s.commit
+        );
+    }
+
+    #[test]
+    fn many_endpoints_are_picked_through_one_numgen_map() {
+        let eps: Vec<Endpoint> = (0..20)
+            .map(|i| ep(&format!("10.244.1.{i}"), "n1"))
+            .collect();
+        let o = render_port(&cfg(), &port(eps));
+        let svc = chain(&o, "service-ns/web/tcp/http");
+        assert_eq!(svc.rules.len(), 2);
+        assert!(svc.rules[1].starts_with("numgen random mod 20 vmap { 0 : goto endpoint-"));
     }
 
     #[test]
@@ -891,6 +1125,6 @@ mod tests {
         c.masquerade_all = false;
         c.cluster_cidrs.clear();
         let o = render_port(&c, &port(vec![ep("10.244.1.2", "n1")]));
-        assert!(chain(&o, "service-ns/web/tcp/http").rules[0].starts_with("numgen"));
+        assert!(chain(&o, "service-ns/web/tcp/http").rules[0].starts_with("goto endpoint-"));
     }
 }
