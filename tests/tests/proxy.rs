@@ -95,15 +95,21 @@ fn setup(dir: &Path) -> Result<Topology> {
     })
 }
 
-/// One HTTP GET from inside `ns`: the body, or wget's complaint.
+/// One HTTP GET from inside `ns` with curl: the body, or curl's exit
+/// code and complaint (`curl exit 7: …` is a refused connection, 28 a
+/// timeout).
 fn fetch(ns: &Netns, url: &str) -> Result<String, String> {
     let out = ns
-        .run(&["/bin/busybox", "wget", "-q", "-O", "-", "-T", "5", url])
+        .run(&["curl", "-sS", "-m", "5", url])
         .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(format!(
+            "curl exit {}: {}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -343,7 +349,7 @@ async fn proxy_forwards_services_with_nftables_in_network_namespaces() -> Result
             Duration::from_secs(30),
             || {
                 let r = fetch(&topo.client, &eurl);
-                let ok = matches!(&r, Err(e) if e.contains("refused"));
+                let ok = matches!(&r, Err(e) if e.starts_with("curl exit 7:"));
                 last = format!("{r:?}");
                 async move { ok.then_some(()) }
             },
