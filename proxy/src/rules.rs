@@ -513,9 +513,9 @@ fn write_elements<'a>(
     items: impl Iterator<Item = &'a Element>,
     with_verdict: bool,
 ) {
-    let mut n = 0;
+    let mut n: usize = 0;
     for e in items.filter(|e| e.map == map) {
-        if n % ELEMENT_BATCH == 0 {
+        if n.is_multiple_of(ELEMENT_BATCH) {
             if n > 0 {
                 s.push_str(" }\n");
             }

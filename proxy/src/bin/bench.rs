@@ -53,7 +53,7 @@ impl Drop for Netns {
 
 fn port(i: u32, eps: u32, mixed: bool, generation: u32) -> PortModel {
     let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + i);
-    let special = mixed && i % 10 == 0;
+    let special = mixed && i.is_multiple_of(10);
     PortModel {
         id: format!("bench/svc-{i}/tcp/http"),
         cluster_ips: vec![vip],
