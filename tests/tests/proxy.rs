@@ -5,9 +5,10 @@
 //! test writes Services and EndpointSlices straight through the API (no
 //! controller-manager) and checks what clients get: every backend behind
 //! a cluster IP, endpoint changes followed, ClientIP affinity, fast
-//! refusal without endpoints, NodePorts, `externalTrafficPolicy: Local`,
-//! terminating endpoints as a fallback, hairpin, health and metrics, and
-//! `--cleanup` removing the table. Everything is removed on drop.
+//! refusal without endpoints, NodePorts, both Local traffic policies,
+//! terminating endpoints as a fallback, hairpin, health (also for a Node
+//! being removed) and metrics, and `--cleanup` removing the table.
+//! Everything is removed on drop.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use capstan_tests::fixture::{ControlPlane, Process, binary};
 use capstan_tests::netns::{HostLink, Netns, veth_to_bridge, veth_to_host};
 use capstan_tests::wait;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -380,6 +381,20 @@ async fn proxy_forwards_services_with_nftables_in_network_namespaces() -> Result
             .await
             .context("externalTrafficPolicy Local")?;
 
+        // internalTrafficPolicy: Local: cluster-IP traffic only to this
+        // node's endpoints.
+        let itp =
+            create_service(&services, "itp", json!({"internalTrafficPolicy": "Local"})).await?;
+        put_slice(
+            &slices,
+            "itp",
+            vec![endpoint(1, NODE, ready()), endpoint(3, "node-b", ready())],
+        )
+        .await?;
+        until_backends(&topo.client, &format!("http://{itp}/"), 20, &["backend-1"])
+            .await
+            .context("internalTrafficPolicy Local")?;
+
         // Terminating-but-serving endpoints only while none is ready.
         let term = create_service(&services, "term", json!({})).await?;
         put_slice(
@@ -451,6 +466,38 @@ async fn proxy_forwards_services_with_nftables_in_network_namespaces() -> Result
         if code != 200 {
             bail!("/livez answered {code}");
         }
+        // A Node the autoscaler is removing is not eligible: /healthz
+        // says 503, /livez (the proxy itself) still 200.
+        let nodes: Api<Node> = Api::all(client.clone());
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+            "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]}
+        }))?;
+        nodes.create(&PostParams::default(), &node).await?;
+        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let r = wait::until(
+            "/healthz to report the Node ineligible",
+            Duration::from_secs(30),
+            || {
+                let healthz = healthz.clone();
+                let seen = last.clone();
+                async move {
+                    let (code, body) = http_get(&healthz, "/healthz").await.ok()?;
+                    let ok = code == 503 && body.contains("\"nodeEligible\": false");
+                    if let Ok(mut s) = seen.lock() {
+                        *s = format!("{code} {body}");
+                    }
+                    ok.then_some(())
+                }
+            },
+        )
+        .await;
+        r.with_context(|| format!("last answer {:?}", last.lock().map(|s| s.clone())))?;
+        let (code, _) = http_get(&healthz, "/livez").await?;
+        if code != 200 {
+            bail!("/livez answered {code} for an ineligible Node");
+        }
+
         let metrics =
             fetch(&topo.node, "http://127.0.0.1:10249/metrics").map_err(anyhow::Error::msg)?;
         for name in [
