@@ -240,6 +240,12 @@ async fn proxy_forwards_services_with_nftables_in_network_namespaces() -> Result
     )
     .await?;
 
+    // A table a previous run left behind, with a chain nobody wants.
+    topo.node
+        .ok(&["nft", "add", "table", "ip", "capstan-proxy"])?;
+    topo.node
+        .ok(&["nft", "add", "chain", "ip", "capstan-proxy", "left-behind"])?;
+
     let proxy_bin = binary("capstan-proxy")?;
     let mut cmd = topo.node.command(&proxy_bin.to_string_lossy());
     cmd.args([
@@ -270,6 +276,10 @@ async fn proxy_forwards_services_with_nftables_in_network_namespaces() -> Result
         )
         .await
         .context("cluster IP from a pod")?;
+        let chains = topo.node.ok(&["nft", "list", "chains", "ip"])?;
+        if chains.contains("left-behind") || !chains.contains("nat-prerouting") {
+            bail!("the proxy did not take its table over: {chains}");
+        }
         let from_node = fetch(&topo.node, &url);
         if !from_node
             .as_deref()
