@@ -172,6 +172,9 @@ pub struct ApiServer {
     pub url: String,
     /// Extra flags it was started with (kept for restarts).
     pub extra_args: Vec<String>,
+    /// The address it listens on (loopback unless started with
+    /// [`ControlPlane::start_at`]).
+    pub address: String,
     port: u16,
     process: Process,
 }
@@ -190,13 +193,19 @@ pub struct ControlPlane {
     pub anonymous_kubeconfig: PathBuf,
 }
 
-fn start_apiserver(dir: &Path, etcd: &str, port: u16, extra: &[String]) -> Result<Process> {
+fn start_apiserver(
+    dir: &Path,
+    etcd: &str,
+    address: &str,
+    port: u16,
+    extra: &[String],
+) -> Result<Process> {
     let pki = dir.join("pki");
     let mut cmd = Command::new(binary("capstan-apiserver")?);
     cmd.arg("--etcd-servers")
         .arg(etcd)
         .arg("--bind-address")
-        .arg("127.0.0.1")
+        .arg(address)
         .arg("--secure-port")
         .arg(port.to_string())
         .arg("--tls-cert-file")
@@ -222,11 +231,19 @@ impl ControlPlane {
     /// Starts etcd and an apiserver (with `extra` flags) and waits until
     /// the apiserver is ready.
     pub async fn start(extra: &[&str]) -> Result<Self> {
+        Self::start_at("127.0.0.1", extra).await
+    }
+
+    /// Like [`ControlPlane::start`] with the apiserver listening on (and
+    /// its kubeconfigs and serving certificate naming) `address`, an IPv4
+    /// address of this host: a veth end a test made, so that components
+    /// inside network namespaces can reach it.
+    pub async fn start_at(address: &str, extra: &[&str]) -> Result<Self> {
         capstan_component_base_install();
         let dir = tempfile::tempdir()?;
         let etcd = Etcd::start(dir.path()).await?;
         let port = free_port()?;
-        let url = format!("https://127.0.0.1:{port}");
+        let url = format!("https://{address}:{port}");
         pki::init(&PkiOptions {
             dir: dir.path().join("pki"),
             server: url.clone(),
@@ -241,11 +258,12 @@ impl ControlPlane {
         let anonymous_kubeconfig = dir.path().join("anonymous.kubeconfig");
         std::fs::write(&anonymous_kubeconfig, anonymous.to_yaml()?)?;
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let process = start_apiserver(dir.path(), &etcd.endpoint, port, &extra_args)?;
+        let process = start_apiserver(dir.path(), &etcd.endpoint, address, port, &extra_args)?;
         let cp = ControlPlane {
             apiserver: ApiServer {
                 url,
                 extra_args,
+                address: address.to_string(),
                 port,
                 process,
             },
@@ -285,6 +303,7 @@ impl ControlPlane {
         self.apiserver.process = start_apiserver(
             self.dir.path(),
             &self.etcd.endpoint,
+            &self.apiserver.address,
             self.apiserver.port,
             &self.apiserver.extra_args,
         )?;

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod fixture;
 pub mod hollow;
 pub mod local_cluster;
+pub mod netns;
 pub mod node;
 pub mod registry;
 pub mod table;
