@@ -236,7 +236,7 @@ impl RequestHandler for Handler {
                         truncated: false,
                         answers,
                         authorities: Vec::new(),
-                        soa: soa.into_iter().collect(),
+                        soa: soa.map(|s| *s).into_iter().collect(),
                         additionals,
                     },
                 ),

@@ -57,7 +57,7 @@ pub enum Answer {
         /// The answer section.
         answers: Vec<Record>,
         /// The SOA for negative answers (NODATA and NXDOMAIN).
-        soa: Option<Record>,
+        soa: Option<Box<Record>>,
         /// Addresses of SRV targets.
         additionals: Vec<Record>,
     },
@@ -360,12 +360,12 @@ impl Zone {
     pub fn answer(&self, qname: &str, qtype: RecordType) -> Answer {
         if !self.contains(qname) {
             return match self.names.get(qname) {
-                Some(set) if !set.is_empty() => self.from_set(set, qtype),
+                Some(set) if !set.is_empty() => self.answer_set(set, qtype),
                 _ => Answer::Forward,
             };
         }
         if let Some(set) = self.names.get(qname) {
-            return self.from_set(set, qtype);
+            return self.answer_set(set, qtype);
         }
         if let Some(ip) = self.pod_address(qname) {
             let Ok(owner) = Name::from_ascii(qname) else {
@@ -399,7 +399,7 @@ impl Zone {
             .map(IpAddr::V6)
     }
 
-    fn from_set(&self, set: &[Record], qtype: RecordType) -> Answer {
+    fn answer_set(&self, set: &[Record], qtype: RecordType) -> Answer {
         if qtype != RecordType::CNAME
             && let Some(cname) = set.iter().find(|r| r.record_type() == RecordType::CNAME)
         {
@@ -442,7 +442,7 @@ impl Zone {
         Answer::Authoritative {
             rcode,
             answers: Vec::new(),
-            soa: Some(self.soa.clone()),
+            soa: Some(Box::new(self.soa.clone())),
             additionals: Vec::new(),
         }
     }

@@ -176,7 +176,7 @@ async fn cluster_dns_answers_the_specification_and_forwards_the_rest() -> Result
     assert_eq!(rdata(&ptr), ["web.default.svc.cluster.local."]);
     // The same over TCP.
     let tcp = query_tcp(dns, "web.default.svc.cluster.local.", RecordType::A).await?;
-    assert_eq!(rdata(&tcp), [web_ip.clone()]);
+    assert_eq!(rdata(&tcp), [web_ip.as_str()]);
 
     // Headless Service: one A per ready endpoint, names per hostname, SRV
     // per endpoint, PTR to the endpoint's name.
