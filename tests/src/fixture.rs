@@ -349,6 +349,30 @@ impl ControlPlane {
         ))
     }
 
+    /// Starts a `capstan-dns` against this apiserver with the admin
+    /// kubeconfig, DNS on UDP and TCP `127.0.0.1:<port>`, plain-HTTP
+    /// health/metrics on another loopback port, forwarding to the
+    /// nameservers of `resolv_conf`, and `extra` flags. Returns the
+    /// process (stopped on drop), the DNS port and the health port.
+    pub fn start_dns(&self, resolv_conf: &Path, extra: &[&str]) -> Result<(Process, u16, u16)> {
+        let port = free_port()?;
+        let mut health = free_port()?;
+        while health == port {
+            health = free_port()?;
+        }
+        let mut cmd = Command::new(binary("capstan-dns")?);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--health-address=127.0.0.1:{health}"))
+            .arg("--resolv-conf")
+            .arg(resolv_conf)
+            .args(extra)
+            .env("RUST_LOG", "info,capstan_dns=debug");
+        let log = self.dir.path().join(format!("dns-{port}.log"));
+        Ok((Process::spawn("capstan-dns", cmd, log)?, port, health))
+    }
+
     /// An admin `kube` client.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig).await

@@ -4,6 +4,7 @@
 //! fixed times.
 
 pub mod bench;
+pub mod dns;
 pub mod fixture;
 pub mod hollow;
 pub mod local_cluster;

@@ -74,10 +74,24 @@ pub fn build(name: &str, config: serde_json::Value, work: &Path, out: &Path) -> 
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     )?;
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    pack(name, config, &rootfs, work, out)
+}
+
+/// Packs the directory `rootfs` as the one layer of an image named `name`
+/// with `config` as its image config's `config`, written as an OCI layout
+/// tar at `out` (scratch files go to `work`).
+pub fn pack(
+    name: &str,
+    config: serde_json::Value,
+    rootfs: &Path,
+    work: &Path,
+    out: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(work)?;
     let layer = work.join("layer.tar");
     run(Command::new("tar")
         .args(["--owner=0", "--group=0", "--numeric-owner", "-C"])
-        .arg(&rootfs)
+        .arg(rootfs)
         .arg("-cf")
         .arg(&layer)
         .arg("."))?;
@@ -140,6 +154,95 @@ pub fn goarch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// The cluster DNS image [`build_binary_image`] makes from the
+/// `capstan-dns` binary (tagged with the project version, so the default
+/// pull policy is IfNotPresent).
+pub const DNS_IMAGE: &str = concat!("localhost/capstan/dns:", env!("CARGO_PKG_VERSION"));
+
+/// The files the dynamic loader maps for `binary`, as `ldd` names them:
+/// its shared libraries and the loader itself (not the kernel's vDSO).
+pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .with_context(|| format!("running ldd {}", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // A static binary: ldd says so and fails; it needs nothing.
+        if text.contains("not a dynamic executable")
+            || String::from_utf8_lossy(&out.stderr).contains("not a dynamic executable")
+        {
+            return Ok(Vec::new());
+        }
+        bail!(
+            "ldd {} failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.contains("not found") {
+            bail!(
+                "{} needs a library ldd cannot find: {line}",
+                binary.display()
+            );
+        }
+        // `libc.so.6 => /lib/.../libc.so.6 (0x...)` or `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.trim(),
+            None => line,
+        };
+        let path = path.split_whitespace().next().unwrap_or_default();
+        if path.starts_with('/') {
+            libs.push(PathBuf::from(path));
+        }
+    }
+    Ok(libs)
+}
+
+/// Builds a one-layer image named `name` that runs the dynamically linked
+/// `binary`: the binary at `/usr/local/bin/<file name>` (the entrypoint)
+/// plus every library [`shared_libraries`] finds and the dynamic loader,
+/// each at its own absolute path, and an empty `/etc` and `/tmp` for the
+/// runtime's mounts. Written as an OCI layout tar under `work`; returns
+/// its path.
+pub fn build_binary_image(name: &str, binary: &Path, work: &Path) -> Result<PathBuf> {
+    let file_name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no file name", binary.display()))?
+        .to_string();
+    let dir = work.join(format!("{file_name}-image"));
+    let rootfs = dir.join("rootfs");
+    if rootfs.exists() {
+        std::fs::remove_dir_all(&rootfs)?;
+    }
+    for d in ["etc", "tmp", "proc", "sys", "dev", "usr/local/bin"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
+    let entry = format!("/usr/local/bin/{file_name}");
+    std::fs::copy(binary, rootfs.join(entry.trim_start_matches('/')))
+        .with_context(|| format!("copying {}", binary.display()))?;
+    for lib in shared_libraries(binary)? {
+        let dest = rootfs.join(lib.strip_prefix("/").unwrap_or(&lib));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Copies the file a symlink points at, under the name ldd gave.
+        std::fs::copy(&lib, &dest).with_context(|| format!("copying {}", lib.display()))?;
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    let config = json!({"Entrypoint": [entry]});
+    let out = work.join(format!("{file_name}.tar"));
+    pack(name, config, &rootfs, &dir, &out)?;
+    Ok(out)
 }
 
 /// The pause image: busybox sleeping forever as PID 1 (the sandbox is
@@ -211,4 +314,68 @@ pub fn ensure_base_images(socket: &Path, work: &Path) -> Result<()> {
         return Ok(());
     }
     load_base_images(socket, work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(layout: &Path, digest: &serde_json::Value) -> PathBuf {
+        let d = digest.as_str().unwrap().trim_start_matches("sha256:");
+        layout.join("blobs/sha256").join(d)
+    }
+
+    #[test]
+    fn binary_image_holds_the_binary_its_libraries_and_the_loader() {
+        let work = tempfile::tempdir().unwrap();
+        let bin = Path::new("/bin/ls");
+        let libs = shared_libraries(bin).unwrap();
+        assert!(
+            libs.iter()
+                .any(|l| l.to_string_lossy().contains("ld-linux")),
+            "the loader is among {libs:?}"
+        );
+        let archive = build_binary_image("localhost/capstan/ls:1", bin, work.path()).unwrap();
+
+        let layout = work.path().join("unpacked");
+        std::fs::create_dir_all(&layout).unwrap();
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&layout))
+        .unwrap();
+        assert!(layout.join("oci-layout").is_file());
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let desc = &index["manifests"][0];
+        assert_eq!(
+            desc["annotations"]["io.containerd.image.name"],
+            "localhost/capstan/ls:1"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&layout, &desc["digest"])).unwrap())
+                .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(blob(&layout, &manifest["config"]["digest"])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/ls");
+        assert_eq!(config["os"], "linux");
+
+        let listing = Command::new("tar")
+            .arg("-tf")
+            .arg(blob(&layout, &manifest["layers"][0]["digest"]))
+            .output()
+            .unwrap();
+        let files = String::from_utf8_lossy(&listing.stdout);
+        assert!(files.lines().any(|l| l == "./usr/local/bin/ls"), "{files}");
+        for lib in &libs {
+            let want = format!(".{}", lib.display());
+            assert!(
+                files.lines().any(|l| l == want),
+                "{want} missing from {files}"
+            );
+        }
+    }
 }
