@@ -213,6 +213,38 @@ async fn pods_get_resolv_conf_and_hosts_from_their_dns_policy() -> Result<()> {
         "{out}"
     );
 
+    // Past upstream's limit of three nameservers the rest are dropped,
+    // with a Warning Event on the pod.
+    let out = output_of(
+        &client,
+        &node,
+        "default",
+        "many-servers",
+        json!({"dnsConfig": {"nameservers": ["198.51.100.1", "198.51.100.2", "198.51.100.3"]}}),
+        cat,
+    )
+    .await?;
+    assert_eq!(
+        lines(&out)[1..4],
+        [
+            "nameserver 10.96.0.10",
+            "nameserver 198.51.100.1",
+            "nameserver 198.51.100.2"
+        ],
+        "{out}"
+    );
+    let described = wait::until("the DNSConfigForming event", TIMEOUT, || async {
+        let text = cp.kubectl(&["describe", "pod", "many-servers"]).ok()?;
+        text.contains("DNSConfigForming").then_some(text)
+    })
+    .await?;
+    assert!(
+        described.contains(
+            "Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: 10.96.0.10 198.51.100.1 198.51.100.2"
+        ),
+        "{described}"
+    );
+
     // The host name, the FQDN from the subdomain, and hostAliases.
     let out = output_of(
         &client,
