@@ -92,18 +92,41 @@ pub async fn run(opts: Options) -> Result<()> {
         pods::events::COMPONENT,
         &name,
     );
+    if !opts.resolv_conf.as_os_str().is_empty() {
+        // Upstream's CheckLimitsForResolvConf: a warning on the Node when
+        // pods' search lines will be cut.
+        let problem = match pods::dns::host_resolv_conf(&opts.resolv_conf) {
+            Ok(Some(host)) => {
+                pods::dns::check_host_limits(&opts.resolv_conf, &host, &opts.cluster_domain)
+            }
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if let Some(message) = problem {
+            tracing::warn!("{message}");
+            events.warning(
+                pods::events::node_ref(&name),
+                "CheckLimitsForResolvConf",
+                "CheckLimitsForResolvConf",
+                message,
+            );
+        }
+    }
     let ctx = Arc::new(Context {
+        node_name: name.clone(),
+        services: pods::services::ServiceLister::spawn(client.clone()),
         events,
         client: client.clone(),
         cri,
-        node_ip,
+        node_ip: node_ip.clone(),
         runtime_name: version.runtime_name.clone(),
         sandbox: SandboxSettings {
             pod_log_dir: opts.pod_log_dir.clone(),
             cluster_dns: opts.cluster_dns.clone(),
             cluster_domain: opts.cluster_domain.clone(),
             cgroup_parent: opts.cgroup_root.clone(),
-            host_resolv_conf: "/etc/resolv.conf".into(),
+            host_resolv_conf: opts.resolv_conf.clone(),
+            node_ips: vec![node_ip.clone()],
         },
         node_milli_cpu: (m.cpus * 1000) as i64,
         node_memory: m.memory_bytes as i64,

@@ -56,6 +56,10 @@ pub struct Options {
     /// The cluster's DNS domain, searched by pods.
     #[arg(long = "cluster-domain", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The resolver config pods' DNS is based on (upstream's default;
+    /// `""` disables it: host-DNS pods then use the node's loopback).
+    #[arg(long = "resolv-conf", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
     /// The kubelet's port, published in the Node's daemonEndpoints.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,

@@ -96,6 +96,16 @@ pub struct PodFacts {
 /// Expands `$(VAR)` in `text` as upstream's `expansion.Expand`: a known
 /// variable is replaced, `$$` is an escaped `$`, anything else stays.
 pub fn expand(text: &str, vars: &HashMap<String, String>) -> String {
+    expand_with(text, vars, &BTreeMap::new())
+}
+
+/// [`expand`] looking names up in `vars`, then in `fallback` (upstream's
+/// `MappingFuncFor(containerEnv, serviceEnv)`).
+pub fn expand_with(
+    text: &str,
+    vars: &HashMap<String, String>,
+    fallback: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -110,7 +120,7 @@ pub fn expand(text: &str, vars: &HashMap<String, String>) -> String {
                 b'(' => {
                     if let Some(close) = text[i + 2..].find(')') {
                         let name = &text[i + 2..i + 2 + close];
-                        match vars.get(name) {
+                        match vars.get(name).or_else(|| fallback.get(name)) {
                             Some(v) => out.push_str(v),
                             None => {
                                 out.push_str("$(");
@@ -232,12 +242,16 @@ pub fn resource_field_ref(
     Ok(value.to_string())
 }
 
-/// The environment of container `c` of `pod`, in order, as CRI key/values.
+/// The environment of container `c` of `pod`, in order, as CRI key/values:
+/// `envFrom`, then `env` (whose `$(VAR)` references may also name the
+/// Service variables `service_env`), then the Service variables no
+/// explicit entry overrides.
 pub async fn environment(
     pod: &Pod,
     c: &Container,
     facts: &PodFacts,
     sources: &impl Sources,
+    service_env: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut order: Vec<String> = Vec::new();
@@ -331,19 +345,31 @@ pub async fn environment(
                 None
             }
         } else {
-            Some(expand(e.value.as_deref().unwrap_or_default(), &vars))
+            Some(expand_with(
+                e.value.as_deref().unwrap_or_default(),
+                &vars,
+                service_env,
+            ))
         };
         if let Some(v) = value {
             set(&mut order, &mut vars, e.name.clone(), v);
         }
     }
-    Ok(order
+    let mut out: Vec<(String, String)> = order
         .into_iter()
         .map(|k| {
             let v = vars.remove(&k).unwrap_or_default();
             (k, v)
         })
-        .collect())
+        .collect();
+    let explicit: std::collections::HashSet<String> = out.iter().map(|(k, _)| k.clone()).collect();
+    out.extend(
+        service_env
+            .iter()
+            .filter(|(k, _)| !explicit.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -402,7 +428,9 @@ mod tests {
             pod_ips: vec!["10.1.0.5".into()],
             ..Default::default()
         };
-        let env = environment(&p, c, &facts, &Maps).await.unwrap();
+        let env = environment(&p, c, &facts, &Maps, &BTreeMap::new())
+            .await
+            .unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         // The prefix makes `1bad` a valid name; sources come first.
         assert_eq!(env[0].0, "CM_1bad");
@@ -426,9 +454,36 @@ mod tests {
         }))
         .unwrap();
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let err = environment(&p, c, &PodFacts::default(), &Maps)
+        let err = environment(&p, c, &PodFacts::default(), &Maps, &BTreeMap::new())
             .await
             .unwrap_err();
         assert_eq!(err.0, "couldn't find key nope in ConfigMap ns/cm");
+    }
+
+    #[tokio::test]
+    async fn service_variables_come_last_expand_and_yield_to_explicit_env() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "env": [
+                {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"},
+                {"name": "WEB_SERVICE_PORT", "value": "8080"}]}]}
+        }))
+        .unwrap();
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let services = BTreeMap::from([
+            ("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string()),
+            ("WEB_SERVICE_PORT".to_string(), "80".to_string()),
+        ]);
+        let env = environment(&p, c, &PodFacts::default(), &Maps, &services)
+            .await
+            .unwrap();
+        assert_eq!(
+            env,
+            vec![
+                ("URL".to_string(), "http://10.96.0.20:80".to_string()),
+                ("WEB_SERVICE_PORT".to_string(), "8080".to_string()),
+                ("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string()),
+            ]
+        );
     }
 }

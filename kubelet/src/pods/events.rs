@@ -34,3 +34,14 @@ pub fn container_ref(pod: &Pod, name: &str) -> ObjectReference {
         ..pod_ref(pod)
     }
 }
+
+/// A reference to the Node `name`, as upstream's kubelet makes it (its
+/// uid is the node's name).
+pub fn node_ref(name: &str) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Node".into()),
+        name: Some(name.into()),
+        uid: Some(name.into()),
+        ..Default::default()
+    }
+}

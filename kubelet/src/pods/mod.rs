@@ -7,12 +7,15 @@
 
 pub mod backoff;
 pub mod container;
+pub mod dns;
 pub mod env;
 pub mod events;
+pub mod hosts;
 pub mod images;
 pub mod lifecycle;
 pub mod probes;
 pub mod sandbox;
+pub mod services;
 pub mod static_pods;
 pub mod view;
 pub mod worker;

@@ -1,7 +1,8 @@
 //! A pod's CRI sandbox config, as upstream's `generatePodSandboxConfig`:
 //! identity metadata and labels, hostname, log directory, DNS from the
-//! pod's `dnsPolicy` and `dnsConfig`, host port mappings, and the Linux
-//! namespaces (host network leaves the hostname empty, as runc needs).
+//! pod's `dnsPolicy` and `dnsConfig` ([`super::dns`]), host port mappings,
+//! and the Linux namespaces (host network leaves the hostname empty, as
+//! runc needs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::Pod;
 
+use super::dns;
 use crate::cri::labels;
 
 /// The node-wide settings sandboxes are made with.
@@ -22,8 +24,11 @@ pub struct SandboxSettings {
     pub cluster_domain: String,
     /// `--cgroup-root`.
     pub cgroup_parent: Option<String>,
-    /// The host's resolver config (for dnsPolicy Default).
+    /// `--resolv-conf`: the node's resolver config, the base of pods'
+    /// (empty: none, pods with host DNS use the node's loopback).
     pub host_resolv_conf: PathBuf,
+    /// The node's IPs (loopback nameservers when `--resolv-conf` is empty).
+    pub node_ips: Vec<String>,
 }
 
 /// `<root>/<namespace>_<name>_<uid>`, upstream's pod log directory.
@@ -70,68 +75,20 @@ pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
     }
 }
 
-fn parse_resolv_conf(text: &str) -> cri::DnsConfig {
-    let mut dns = cri::DnsConfig::default();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match words.next() {
-            Some("nameserver") => dns.servers.extend(words.next().map(str::to_string)),
-            Some("search") | Some("domain") => {
-                dns.searches = words.map(str::to_string).collect();
-            }
-            Some("options") => dns.options.extend(words.map(str::to_string)),
-            _ => {}
-        }
-    }
-    dns
-}
-
-/// DNS for the pod, as upstream's `GetPodDNS`: ClusterFirst (when
-/// `--cluster-dns` is set and the pod is not on the host network, unless
-/// ClusterFirstWithHostNet) searches `<ns>.svc.<domain>`, `svc.<domain>`,
-/// `<domain>` with `ndots:5`; Default copies the host; None uses only
-/// `dnsConfig`, which is appended in every case.
-pub fn dns_config(pod: &Pod, s: &SandboxSettings) -> cri::DnsConfig {
-    let spec = pod.spec.as_ref();
-    let policy = spec
-        .and_then(|s| s.dns_policy.as_deref())
-        .unwrap_or("ClusterFirst");
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let host =
-        || parse_resolv_conf(&std::fs::read_to_string(&s.host_resolv_conf).unwrap_or_default());
-    let cluster_first = match policy {
-        "ClusterFirstWithHostNet" => true,
-        "ClusterFirst" => !host_network(pod),
-        _ => false,
+/// DNS for the pod ([`super::dns::pod_dns`]) with the node's resolv.conf
+/// read from `--resolv-conf`, and the Warning Events upstream records.
+pub fn dns_config(
+    pod: &Pod,
+    s: &SandboxSettings,
+) -> Result<(cri::DnsConfig, Vec<dns::Warning>), String> {
+    let host = dns::host_resolv_conf(&s.host_resolv_conf)?;
+    let settings = dns::DnsSettings {
+        cluster_dns: &s.cluster_dns,
+        cluster_domain: &s.cluster_domain,
+        resolv_conf_set: !s.host_resolv_conf.as_os_str().is_empty(),
+        node_ips: &s.node_ips,
     };
-    let mut dns = match policy {
-        "None" => cri::DnsConfig::default(),
-        _ if cluster_first && !s.cluster_dns.is_empty() => {
-            let d = &s.cluster_domain;
-            let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.clone()];
-            searches.extend(host().searches);
-            cri::DnsConfig {
-                servers: s.cluster_dns.clone(),
-                searches,
-                options: vec!["ndots:5".into()],
-            }
-        }
-        _ => host(),
-    };
-    if let Some(c) = spec.and_then(|s| s.dns_config.as_ref()) {
-        dns.servers.extend(c.nameservers.iter().flatten().cloned());
-        dns.searches.extend(c.searches.iter().flatten().cloned());
-        for o in c.options.iter().flatten() {
-            let opt = match &o.value {
-                Some(v) => format!("{}:{v}", o.name.as_deref().unwrap_or_default()),
-                None => o.name.clone().unwrap_or_default(),
-            };
-            dns.options
-                .retain(|x| x.split(':').next() != opt.split(':').next());
-            dns.options.push(opt);
-        }
-    }
-    dns
+    Ok(dns::pod_dns(pod, &settings, host.as_ref()))
 }
 
 /// The hostPort mappings of every container port that asks for one.
@@ -154,27 +111,17 @@ pub fn port_mappings(pod: &Pod) -> Vec<cri::PortMapping> {
         .collect()
 }
 
-/// The pod's hostname: `spec.hostname` or the pod name (63 characters at
-/// most), empty on the host network.
-pub fn hostname(pod: &Pod) -> String {
-    if host_network(pod) {
-        return String::new();
-    }
-    let name = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.hostname.clone())
-        .or_else(|| pod.metadata.name.clone())
-        .unwrap_or_default();
-    name.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches(['-', '.'])
-        .to_string()
-}
-
-/// The sandbox config of `pod`, attempt `attempt`.
-pub fn config(pod: &Pod, attempt: u32, s: &SandboxSettings) -> cri::PodSandboxConfig {
+/// The sandbox config of `pod`, attempt `attempt`, and the Warning
+/// Events forming its DNS config gave; an error (unreadable
+/// `--resolv-conf`, an FQDN host name too long) keeps the sandbox from
+/// being created, as upstream's `generatePodSandboxConfig`.
+pub fn config(
+    pod: &Pod,
+    attempt: u32,
+    s: &SandboxSettings,
+) -> Result<(cri::PodSandboxConfig, Vec<dns::Warning>), String> {
+    let hostname = dns::sandbox_hostname(pod, &s.cluster_domain)?;
+    let (dns_config, warnings) = dns_config(pod, s)?;
     let m = &pod.metadata;
     let name = m.name.clone().unwrap_or_default();
     let namespace = m.namespace.clone().unwrap_or_else(|| "default".into());
@@ -196,18 +143,18 @@ pub fn config(pod: &Pod, attempt: u32, s: &SandboxSettings) -> cri::PodSandboxCo
                 .collect()
         })
         .unwrap_or_default();
-    cri::PodSandboxConfig {
+    let config = cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: name.clone(),
             uid: uid.clone(),
             namespace: namespace.clone(),
             attempt,
         }),
-        hostname: hostname(pod),
+        hostname,
         log_directory: log_directory(&s.pod_log_dir, pod)
             .to_string_lossy()
             .into_owned(),
-        dns_config: Some(dns_config(pod, s)),
+        dns_config: Some(dns_config),
         port_mappings: port_mappings(pod),
         labels: labels::sandbox(
             &m.labels.clone().unwrap_or_default(),
@@ -235,7 +182,8 @@ pub fn config(pod: &Pod, attempt: u32, s: &SandboxSettings) -> cri::PodSandboxCo
             ..Default::default()
         }),
         ..Default::default()
-    }
+    };
+    Ok((config, warnings))
 }
 
 #[cfg(test)]
@@ -257,7 +205,8 @@ mod tests {
             cluster_dns: vec!["10.96.0.10".into()],
             cluster_domain: "cluster.local".into(),
             cgroup_parent: None,
-            host_resolv_conf: "/nonexistent".into(),
+            host_resolv_conf: "".into(),
+            node_ips: vec!["10.0.0.1".into()],
         }
     }
 
@@ -266,7 +215,7 @@ mod tests {
         let p = pod(
             json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}),
         );
-        let c = config(&p, 0, &settings());
+        let (c, _) = config(&p, 0, &settings()).unwrap();
         assert_eq!(c.log_directory, "/var/log/pods/ns_web_u1");
         assert_eq!(c.hostname, "web");
         assert_eq!(c.labels[labels::POD_UID], "u1");
@@ -281,7 +230,7 @@ mod tests {
     #[test]
     fn host_network_has_no_hostname_and_node_namespace() {
         let p = pod(json!({"hostNetwork": true, "containers": [{"name": "c"}]}));
-        let c = config(&p, 1, &settings());
+        let (c, _) = config(&p, 1, &settings()).unwrap();
         assert_eq!(c.hostname, "");
         let ns = c
             .linux
@@ -292,7 +241,19 @@ mod tests {
             .unwrap();
         assert_eq!(ns.network, cri::NamespaceMode::Node as i32);
         assert_eq!(ns.pid, cri::NamespaceMode::Container as i32);
-        // ClusterFirst on the host network falls back to the host's DNS.
-        assert!(c.dns_config.unwrap().servers.is_empty());
+        // ClusterFirst on the host network falls back to the host's DNS
+        // (with no --resolv-conf, the node's loopback).
+        assert_eq!(c.dns_config.unwrap().servers, vec!["127.0.0.1"]);
+    }
+
+    #[test]
+    fn an_unreadable_resolv_conf_fails_the_sandbox_config() {
+        let s = SandboxSettings {
+            host_resolv_conf: "/nonexistent/resolv.conf".into(),
+            ..settings()
+        };
+        let p = pod(json!({"containers": [{"name": "c"}]}));
+        let err = config(&p, 0, &s).unwrap_err();
+        assert!(err.starts_with("open /nonexistent/resolv.conf"), "{err}");
     }
 }

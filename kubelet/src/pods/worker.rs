@@ -22,8 +22,9 @@ use super::env::{ApiSources, PodFacts};
 use super::events::{container_ref, pod_ref};
 use super::probes::{Outcome, Prober};
 use super::sandbox::SandboxSettings;
+use super::services::ServiceLister;
 use super::view::{self, PodView};
-use super::{container, env, images, lifecycle, sandbox, static_pods};
+use super::{container, dns, env, hosts, images, lifecycle, sandbox, static_pods};
 use crate::cri::Cri;
 use crate::status::{self, Inputs, Waiting, is_sidecar};
 use crate::volumes::PodVolumes;
@@ -55,6 +56,10 @@ pub struct Context {
     pub volumes: crate::volumes::Volumes,
     /// Where Events go (reported as `kubelet` from this node).
     pub events: EventSink,
+    /// The Node's name (Events about the node).
+    pub node_name: String,
+    /// All Services, for containers' Service environment variables.
+    pub services: ServiceLister,
 }
 
 /// A Go-style duration (`10s`, `1m20s`, `5m0s`), as upstream prints
@@ -159,6 +164,20 @@ fn pod_name(pod: &Pod) -> String {
 }
 
 impl Worker {
+    /// Records the Warning Events forming the pod's DNS config gave.
+    fn dns_events(&self, pod: &Pod, warnings: Vec<dns::Warning>) {
+        for w in warnings {
+            tracing::warn!(pod = %pod_name(pod), reason = w.reason, "{}", w.message);
+            let regarding = match w.subject {
+                dns::Subject::Pod => pod_ref(pod),
+                dns::Subject::Node => super::events::node_ref(&self.ctx.node_name),
+            };
+            self.ctx
+                .events
+                .warning(regarding, w.reason, "SyncPod", w.message);
+        }
+    }
+
     fn api(&self, pod: &Pod) -> Api<Pod> {
         Api::namespaced(
             self.ctx.client.clone(),
@@ -213,10 +232,18 @@ impl Worker {
                 self.stop_containers(pod, &view, 0).await;
                 cri.stop_pod_sandbox(&old.id).await?;
             }
-            let config = sandbox::config(pod, attempt, &self.ctx.sandbox);
-            std::fs::create_dir_all(&config.log_directory)?;
-            if let Err(e) = cri.run_pod_sandbox(config).await {
-                let message = format!("Failed to create pod sandbox: {e:#}");
+            let created = match sandbox::config(pod, attempt, &self.ctx.sandbox) {
+                Ok((config, warnings)) => {
+                    self.dns_events(pod, warnings);
+                    std::fs::create_dir_all(&config.log_directory)?;
+                    cri.run_pod_sandbox(config)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = created {
+                let message = format!("Failed to create pod sandbox: {e}");
                 if self.sandbox_error.as_ref() != Some(&message) {
                     self.ctx.events.warning(
                         pod_ref(pod),
@@ -227,7 +254,7 @@ impl Worker {
                     self.sandbox_error = Some(message);
                 }
                 self.write_status(pod, &view).await?;
-                anyhow::bail!("failed to create pod sandbox: {e:#}");
+                anyhow::bail!("failed to create pod sandbox: {e}");
             }
             self.sandbox_error = None;
             tracing::info!(pod = %pod_name(pod), attempt, "started pod sandbox");
@@ -247,7 +274,8 @@ impl Worker {
             node_milli_cpu: self.ctx.node_milli_cpu,
             node_memory: self.ctx.node_memory,
         };
-        let sandbox_config = sandbox::config(pod, sb.attempt, &self.ctx.sandbox);
+        let (sandbox_config, _) = sandbox::config(pod, sb.attempt, &self.ctx.sandbox)
+            .map_err(|e| anyhow::anyhow!("generating the sandbox config: {e}"))?;
         let policy = restart_policy(pod).to_string();
         let mut initialized = true;
         for c in spec.init_containers.iter().flatten() {
@@ -548,14 +576,41 @@ impl Worker {
                 return Err(e);
             }
         };
-        let sources = ApiSources(self.ctx.client.clone());
-        let env = env::environment(pod, c, facts, &sources)
+        let config_error = |e: String| ("CreateContainerConfigError".to_string(), e);
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let service_env = self
+            .ctx
+            .services
+            .env(ns, links, !static_pods::is_static(pod))
             .await
-            .map_err(|e| ("CreateContainerConfigError".to_string(), e.0))?;
+            .map_err(config_error)?;
+        let sources = ApiSources(self.ctx.client.clone());
+        let env = env::environment(pod, c, facts, &sources, &service_env)
+            .await
+            .map_err(|e| config_error(e.0))?;
         let dir = std::path::Path::new(&sandbox_config.log_directory).join(&c.name);
         let _ = std::fs::create_dir_all(&dir);
-        let mounts = crate::volumes::mounts(c, &self.volumes)
-            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let mut mounts = crate::volumes::mounts(c, &self.volumes).map_err(config_error)?;
+        if hosts::should_mount(pod, c, &facts.pod_ips) {
+            let (hostname, domain) =
+                dns::hostname_and_domain(pod, &self.ctx.sandbox.cluster_domain)
+                    .map_err(config_error)?;
+            let mount = hosts::ensure(
+                &self.ctx.volumes.pod_dir(&self.uid),
+                pod,
+                &facts.pod_ips,
+                &hostname,
+                &domain,
+                std::path::Path::new(hosts::ETC_HOSTS),
+            )
+            .map_err(config_error)?;
+            mounts.push(mount);
+        }
         let config = container::config(pod, c, attempt, env, mounts, &image, self.ctx.node_memory);
         let id = self
             .ctx

@@ -65,7 +65,9 @@ impl Volumes {
             .collect()
     }
 
-    fn pod_dir(&self, uid: &str) -> PathBuf {
+    /// `<root-dir>/pods/<uid>`: the pod's directory on the node (its
+    /// volumes, its managed `/etc/hosts`), removed by [`Volumes::cleanup`].
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.root.join("pods").join(uid)
     }
 

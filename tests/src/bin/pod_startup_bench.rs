@@ -97,7 +97,7 @@ async fn one_through_containerd(
         .as_ref()
         .map(|s| s.containers[0].clone())
         .context("container")?;
-    let sandbox_config = sandbox::config(&p, 0, settings);
+    let (sandbox_config, _) = sandbox::config(&p, 0, settings).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(std::path::Path::new(&sandbox_config.log_directory).join("main"))?;
     let config = container::config(&p, &c, 0, Vec::new(), Vec::new(), BUSYBOX, 0);
     let started = Instant::now();
@@ -132,6 +132,7 @@ async fn main() -> Result<()> {
         cluster_domain: "cluster.local".into(),
         cgroup_parent: None,
         host_resolv_conf: "/etc/resolv.conf".into(),
+        node_ips: vec!["127.0.0.1".into()],
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Warm both paths up (first sandboxes create the CNI bridge, load the
