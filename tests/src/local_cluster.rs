@@ -319,7 +319,9 @@ impl CapstanHome {
         let routes = Command::new("ip").args(["-o", "route", "show"]).output()?;
         traces.host_routes = String::from_utf8_lossy(&routes.stdout)
             .lines()
-            .filter(|l| l.contains(&format!("dev {bridge} ")) || l.ends_with(&format!("dev {bridge}")))
+            .filter(|l| {
+                l.contains(&format!("dev {bridge} ")) || l.ends_with(&format!("dev {bridge}"))
+            })
             .map(str::to_string)
             .collect();
         Ok(traces)

@@ -121,8 +121,13 @@ async fn the_node_runs_pods_with_logs_exec_and_loaded_images_and_delete_leaves_n
     // What the node made is visible now, so its absence later means
     // something.
     let running = home.node_traces("pods")?;
-    assert_eq!(running.pod_veths.len(), 2, "two pods' veths: {running:?}");
-    assert_eq!(running.namespaces.len(), 1, "the node's namespace: {running:?}");
+    // The two pods and the two replicas of the DNS add-on.
+    assert_eq!(running.pod_veths.len(), 4, "four pods' veths: {running:?}");
+    assert_eq!(
+        running.namespaces.len(),
+        1,
+        "the node's namespace: {running:?}"
+    );
     assert!(
         running.mounts.iter().any(|m| m.contains(" nsfs ")),
         "the pods' netns mounts: {running:?}"
@@ -165,14 +170,17 @@ async fn delete_leaves_nothing_after_containerd_and_the_kubelet_crashed() -> Res
     )?;
     wait_running(&home, "crash", "orphan").await?;
     let running = home.node_traces("crash")?;
-    assert_eq!(running.pod_veths.len(), 1, "{running:?}");
+    // The pod and the two replicas of the DNS add-on.
+    assert_eq!(running.pod_veths.len(), 3, "{running:?}");
 
     // containerd and the kubelet die; the pod's shim and processes, its
     // mounts and network keep going without them.
     let pids = home.pids("crash")?;
     let node: Vec<_> = pids
         .iter()
-        .filter(|(n, _)| n == "crash-control-plane-containerd" || n == "crash-control-plane-kubelet")
+        .filter(|(n, _)| {
+            n == "crash-control-plane-containerd" || n == "crash-control-plane-kubelet"
+        })
         .map(|(_, r)| r.clone())
         .collect();
     assert_eq!(node.len(), 2, "{pids:?}");

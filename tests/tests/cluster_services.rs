@@ -43,7 +43,8 @@ impl Cluster {
     }
 
     fn apply(&self, yaml: &str) -> Result<String> {
-        self.home.kubectl_stdin(CLUSTER, &["apply", "-f", "-"], yaml)
+        self.home
+            .kubectl_stdin(CLUSTER, &["apply", "-f", "-"], yaml)
     }
 
     /// Runs `script` with `sh -c` in pod `pod`; its stdout.
@@ -330,7 +331,11 @@ async fn a_service_on_three_nodes_is_reachable_by_name_balanced_and_follows_its_
     })
     .await?;
     let pinned = c.answers("client", fqdn, 40)?;
-    assert_eq!(pinned.len(), 1, "one replica answers every request: {pinned:?}");
+    assert_eq!(
+        pinned.len(),
+        1,
+        "one replica answers every request: {pinned:?}"
+    );
 
     // A headless Service resolves to the ready pods' own addresses.
     c.apply(
@@ -350,11 +355,15 @@ spec:
     )?;
     let expected = pod_ips(&c, "app=web")?;
     assert_eq!(expected.len(), 3, "{expected:?}");
-    wait::until("the headless Service to resolve to the pods", FOLLOW, || {
-        let found = resolve(&c, "client", "web-headless.default.svc.cluster.local").ok();
-        let expected = expected.clone();
-        async move { found.filter(|f| *f == expected).map(|_| ()) }
-    })
+    wait::until(
+        "the headless Service to resolve to the pods",
+        FOLLOW,
+        || {
+            let found = resolve(&c, "client", "web-headless.default.svc.cluster.local").ok();
+            let expected = expected.clone();
+            async move { found.filter(|f| *f == expected).map(|_| ()) }
+        },
+    )
     .await?;
 
     // Seed 004's canary: two Deployments behind one Service split the
@@ -385,9 +394,7 @@ spec:
             web_command(track)
         ))?;
     }
-    c.kubectl(&[
-        "create", "service", "clusterip", "shop", "--tcp=80:8080",
-    ])?;
+    c.kubectl(&["create", "service", "clusterip", "shop", "--tcp=80:8080"])?;
     c.kubectl(&["set", "selector", "service", "shop", "app=shop"])?;
     c.wait_ready_pods("app=shop", 4).await?;
     let both: BTreeSet<String> = ["canary", "stable"].map(String::from).into();

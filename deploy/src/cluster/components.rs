@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use super::binaries;
-use super::ports::loopback;
 use super::layout::ClusterDir;
+use super::ports::loopback;
 use super::process::Launch;
 use super::state::ClusterState;
 
@@ -203,19 +203,19 @@ pub fn control_plane_steps(dir: &ClusterDir, state: &ClusterState) -> anyhow::Re
         ];
         args.extend(extra.into_iter().map(Into::into));
         Component {
-        name: name.into(),
-        launch: Launch {
-            program,
-            args,
-            env: log_env(),
-            log: dir.log(name),
-            netns: None,
-        },
-        ports: vec![loopback(port)],
-        probe: Probe::Listening {
-            addr: (std::net::Ipv4Addr::LOCALHOST, port).into(),
-        },
-    }
+            name: name.into(),
+            launch: Launch {
+                program,
+                args,
+                env: log_env(),
+                log: dir.log(name),
+                netns: None,
+            },
+            ports: vec![loopback(port)],
+            probe: Probe::Listening {
+                addr: (std::net::Ipv4Addr::LOCALHOST, port).into(),
+            },
+        }
     };
     // Node IPAM gives every node a /24 of the cluster CIDR as its pod
     // CIDR, which `create` then routes.

@@ -16,7 +16,7 @@ use super::lock::ClusterLock;
 use super::progress::Progress;
 use super::runner;
 use super::state::{ClusterState, NodeState, Ports};
-use super::{netns, network, node, pki_ready};
+use super::{addons, netns, network, node, pki_ready};
 use crate::kubeconfig::Kubeconfig;
 use crate::kubeconfig::merge;
 use crate::pki;
@@ -155,6 +155,13 @@ async fn create_in(dir: &ClusterDir, opts: &CreateOptions) -> anyhow::Result<()>
         let nodes = node::wait_ready(dir, &state, &client, deadline).await?;
         node::route_pod_networks(dir, &state, &nodes)
     })
+    .await?;
+    step(
+        &progress,
+        quiet,
+        "Installing cluster DNS",
+        addons::install_dns(dir, &state, &client, deadline),
+    )
     .await?;
 
     let entries = cluster_kubeconfig(dir)?;

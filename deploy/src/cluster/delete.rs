@@ -15,9 +15,9 @@ use super::components::CONTROL_PLANE;
 use super::layout::{self, ClusterDir};
 use super::lock::ClusterLock;
 use super::process;
-use super::{netns, node};
 use super::progress::Progress;
 use super::state::ClusterState;
+use super::{netns, node};
 use crate::kubeconfig::merge;
 
 /// How long a component gets to exit after SIGTERM before SIGKILL.

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 
 use super::layout::{self, ClusterDir};
-use super::state::ClusterState;
 use super::lock::ClusterLock;
+use super::state::ClusterState;
 use super::{node, runner};
 use crate::runtime::images;
 
@@ -38,9 +38,8 @@ pub fn load_image_archive(name: &str, archive: &Path) -> anyhow::Result<()> {
             );
         }
         let socket = node::runtime_options(&nd).socket();
-        images::import(&socket, archive).with_context(|| {
-            format!("loading {} into node {}", archive.display(), nd.name)
-        })?;
+        images::import(&socket, archive)
+            .with_context(|| format!("loading {} into node {}", archive.display(), nd.name))?;
         eprintln!(
             "Image archive {} loaded into node {}",
             archive.display(),

@@ -5,7 +5,7 @@
 //! that started them, and a kubeconfig context `capstan-<name>` points at
 //! it.
 //!
-//! Modules, one concern each: [`layout`] (paths and names), [`state`]
+//! Modules, one concern each: [`addons`] (cluster DNS), [`layout`] (paths and names), [`state`]
 //! (ports and kubeconfigs), [`ports`], [`binaries`] (finding programs),
 //! [`process`] (detached processes and pid files), [`components`] (what
 //! runs and with which flags), [`runner`] (start one idempotently and
@@ -16,6 +16,7 @@
 //! command per cluster at a time), [`progress`], [`create`], [`delete`]
 //! and [`load`] (`capstan load image-archive`).
 
+pub mod addons;
 pub mod binaries;
 pub mod components;
 pub mod create;

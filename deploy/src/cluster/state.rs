@@ -92,7 +92,11 @@ impl ClusterState {
     /// bridge, which the nodes' namespaces reach too.
     pub fn server_url(&self) -> anyhow::Result<String> {
         let net = self.network()?;
-        Ok(format!("https://{}:{}", net.host_ip(), self.ports.apiserver))
+        Ok(format!(
+            "https://{}:{}",
+            net.host_ip(),
+            self.ports.apiserver
+        ))
     }
 
     /// The cluster's network, which every `create` sets first.
@@ -150,7 +154,12 @@ mod tests {
         state.save(&dir).unwrap();
         assert_eq!(ClusterState::load(&dir).unwrap(), Some(state.clone()));
         assert_eq!(state.kubeconfigs.len(), 1);
-        assert!(state.server_url().unwrap().starts_with("https://10.151.7.1:"));
+        assert!(
+            state
+                .server_url()
+                .unwrap()
+                .starts_with("https://10.151.7.1:")
+        );
         let names: Vec<&str> = state.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["c-control-plane", "c-worker", "c-worker2"]);
     }
