@@ -122,19 +122,14 @@ async fn main() -> Result<()> {
     let netns = capstan::cluster::netns::namespace_path(&dir, 0);
     // The proxy programs the Service a moment after it exists.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while measure(
-        netns.clone(),
-        [service, service],
-        &Args {
-            requests: 1,
-            concurrency: 1,
-            rounds: 0,
-        },
-    )
-    .is_err()
-    {
+    let probe = Args {
+        requests: 1,
+        concurrency: 1,
+        rounds: 0,
+    };
+    while let Err(e) = measure(netns.clone(), [service, service], &probe) {
         if tokio::time::Instant::now() >= deadline {
-            bail!("the Service {service} never answered");
+            bail!("the Service {service} never answered: {e:#}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
